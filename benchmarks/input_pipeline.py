@@ -1,0 +1,67 @@
+"""Throughput (images/s) of the host train pipeline on this machine.
+
+Settings: Tiny-ImageNet 64x64 (64x64 crops) and photos-256 (224x224 crops), default
+augmentation (random resized crop + flip), optionally also with rotation and zoom. The folder
+datasets are built into --data_dir on first use (not timed). Host only: uint8 numpy batches as
+the trainer receives them before the device transfer.
+
+  python benchmarks/input_pipeline.py [--shared_data ../shared/data] [--data_dir DIR] [--seconds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import ml_collections
+
+from jaxcolor import input_pipeline
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def measure(config: ml_collections.ConfigDict, seconds: float, warmup_batches: int = 5) -> float:
+  """Images per second of `train_dataset(config)` iterated as numpy, after a warmup."""
+  it = input_pipeline.train_dataset(config).as_numpy_iterator()
+  for _ in range(warmup_batches):
+    next(it)
+  n, t0 = 0, time.perf_counter()
+  while time.perf_counter() - t0 < seconds:
+    n += next(it)["image"].shape[0]
+  return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--shared_data", default=str(REPO.parent / "shared" / "data"))
+  p.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
+  p.add_argument("--seconds", type=float, default=20.0)
+  p.add_argument("--with_rotation", action="store_true", help="also time rotation + zoom")
+  args = p.parse_args()
+  shared = pathlib.Path(args.shared_data)
+  settings = [
+      ("tiny-imagenet-64 @64x64", shared / "tiny-imagenet-64", "train", 64, 256),
+      ("photos-256 @224x224", shared / "photos-256", "train", 224, 64),
+  ]
+  augments = [("rrc+flip", {})]
+  if args.with_rotation:
+    augments.append(("rrc+flip+rot10+zoom0.1", {"rotation_degrees": 10.0, "zoom": 0.1}))
+  print(f"cpu cores: {os.cpu_count()}")
+  for name, folder, split, size, batch in settings:
+    for aug_name, aug in augments:
+      config = ml_collections.ConfigDict(dict(
+          dataset=f"folder:{folder}", data_dir=args.data_dir, train_split=split,
+          image_size=size, batch_size=batch, seed=0, augment=aug))
+      t = time.perf_counter()
+      input_pipeline.get_builder(input_pipeline.parse_config(config))
+      build_s = time.perf_counter() - t
+      rate = measure(config, args.seconds)
+      print(f"{name:26s} {aug_name:24s} batch {batch:4d}: {rate:8.0f} img/s "
+            f"(dataset ready in {build_s:.1f}s)", flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,44 @@
+"""Dataset registry: names resolve without TensorFlow; bad names list the choices."""
+import subprocess
+import sys
+
+import pytest
+
+from jaxcolor import datasets
+
+
+def test_registered_and_prefixed_names():
+  s = datasets.get_spec("skimage_photos")
+  assert s.kind == "skimage" and (s.train_split, s.eval_split) == ("train", "validation")
+  t = datasets.get_spec("tiny_imagenet_64")
+  assert t.kind == "folder" and t.path.endswith("shared/data/tiny-imagenet-64")
+  assert (t.train_split, t.eval_split) == ("train", "val")
+  assert datasets.get_spec("imagenet_resized/64x64").tfds_name == "imagenet_resized/64x64"
+  f = datasets.get_spec("tfds:tf_flowers")
+  assert f.kind == "tfds" and f.tfds_name == "tf_flowers" and f.eval_split == "train[90%:]"
+  o = datasets.get_spec("tfds:places365_small")
+  assert o.tfds_name == "places365_small" and o.name == "tfds:places365_small"
+  assert datasets.get_spec("tfds:some_new_ds/cfg").train_split == "train"
+  folder = datasets.get_spec("folder:~/my photos")
+  assert folder.kind == "folder" and folder.path.endswith("my photos") and "~" not in folder.path
+
+
+@pytest.mark.parametrize("bad", ["imagenet", "", "tfds:", "folder:", None])
+def test_unknown_names_list_choices(bad):
+  with pytest.raises(ValueError, match="choices: .*skimage_photos"):
+    datasets.get_spec(bad)
+
+
+def test_embedded_photos_ship_with_scikit_image():
+  files = datasets.skimage_photo_files()
+  assert len(files["train"]) >= 5 and len(files["validation"]) >= 1
+  names = {f.name for fs in files.values() for f in fs}
+  assert not names & {"camera.png", "moon.png"}  # gray photos are not in the color set
+  assert all(f.is_file() for fs in files.values() for f in fs)
+
+
+def test_light_modules_do_not_import_tensorflow():
+  code = ("import sys, jaxcolor.datasets, jaxcolor.prefetch, jaxcolor.input_pipeline; "
+          "bad = [m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules]; "
+          "assert not bad, bad")
+  subprocess.run([sys.executable, "-c", code], check=True)
