@@ -324,12 +324,13 @@ def train_dataset(config: Any, *, process_index: int | None = None,
                   process_count: int | None = None, start_step: int = 0):
   """Endless per-process train batches {"image": uint8 (b, S, S, 3), "mask": bool (b,)}.
   b = batch_size / process_count; S follows `progressive_sizes` from `start_step` on.
-  Deterministic for a given (seed, process, start_step); resuming at start_step gives a fresh
-  deterministic order, not the continuation of an interrupted run.
+  The order depends only on (seed, process); a run resumed at `start_step` skips the examples
+  the first `start_step` batches used and continues the same stream, augmentation included, so it
+  sees exactly what an uninterrupted run would (skipping reads, but does not augment, those examples).
   """
   pc = parse_config(config)
   pi, pn, b = _local(process_index, process_count, pc.batch_size, "batch_size")
-  seed_state = _seed_pair(pc.seed, pi, start_step)
+  seed_state = _seed_pair(pc.seed, pi)
   shuffle_seed = int(seed_state[0] % (2**31 - 1))
   ds = read_split(pc, resolve_splits(pc)[0], process_index=pi, process_count=pn, shuffle=True,
                   seed=shuffle_seed)
@@ -344,14 +345,15 @@ def train_dataset(config: Any, *, process_index: int | None = None,
   static = None if pc.progressive_sizes else pc.image_size
 
   def augment(index, image):
-    step = start_step + index // b
+    step = index // b
     i = tf.searchsorted(steps, step[None], side="right")[0] - 1
     size = tf.where(i < 0, pc.image_size, tf.gather(sizes, tf.maximum(i, 0)))
     seed = tf.random.experimental.stateless_fold_in(base_seed, index)
     x = _train_example(image, seed, size, pc.augment)
     return tf.ensure_shape(x, (static, static, 3))
 
-  ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.skip(start_step * b).enumerate(start=start_step * b)
+  ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(b, drop_remainder=True).map(lambda x: {"image": x, "mask": tf.ones([b], tf.bool)})
   return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -1,0 +1,175 @@
+"""Building blocks and conventions shared by every colorization model.
+
+- `ColorModel`: the fields and class attributes every registered model has (see `jaxcolor.models`).
+- `OutputHead`: the prediction head, so that all models agree on what "regression" and "classification" emit.
+- `ConvBN` / `UpConvBN`: NHWC conv (or transposed conv) -> BatchNorm -> ReLU, computing in `dtype` (e.g.
+  bfloat16) while keeping parameters in `param_dtype` (float32).
+- Input helpers: `center_l` (L in [0, 100] -> zero-centred) and `check_divisible`.
+
+Conventions (from /work/shared/notes/colorization-facts.md, "Zhang's network"): regression predicts ab / AB_SCALE
+with AB_SCALE = 110, classification predicts logits over the NUM_AB_BINS = 313 in-gamut ab bins.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Dtype = Any
+
+AB_SCALE = 110.0  # regression targets are ab / AB_SCALE, so the sRGB gamut lies inside (-1, 1)
+NUM_AB_BINS = 313  # Zhang et al. 2016: in-gamut ab bins of width 10
+HEADS = ("regression", "classification")
+REGRESSION_ACTIVATIONS = ("tanh", "sigmoid", "linear")
+
+# BatchNorm settings shared by all from-scratch models (PyTorch/Caffe defaults: momentum 0.1 there = 0.9 here).
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def check_head(head: str) -> None:
+  """Raises ValueError naming the valid heads when `head` is not one of HEADS."""
+  if head not in HEADS:
+    raise ValueError(f"unknown head {head!r}; choose one of: {', '.join(HEADS)}")
+
+
+def check_divisible(x: jax.Array, factor: int, model: str) -> None:
+  """Raises ValueError when the spatial size of `x` (B, H, W, C) is not a multiple of `factor`.
+
+  Models that downsample by `factor` and upsample back need it for the output to match the input size.
+  """
+  h, w = x.shape[1], x.shape[2]
+  if h % factor or w % factor:
+    raise ValueError(f"{model} needs height and width divisible by {factor}, got {h}x{w}")
+
+
+def center_l(l: jax.Array, scale: float, dtype: Dtype) -> jax.Array:
+  """Maps L in [0, 100] to (L - 50) / scale in `dtype`: scale 50 gives [-1, 1], scale 100 (Zhang) [-0.5, 0.5]."""
+  return ((l.astype(jnp.float32) - 50.0) / scale).astype(dtype)
+
+
+def scale_width(channels: int, width: float) -> int:
+  """Channels of a layer under a width multiplier, at least 1 (tiny test variants use e.g. width=1/16)."""
+  return max(1, int(round(channels * width)))
+
+
+def batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype, name: str | None = None,
+               axis_name: str | None = None) -> nn.BatchNorm:
+  """BatchNorm over the channel axis; batch statistics when training, running averages otherwise.
+
+  `axis_name`: the pmap axis to average batch statistics over, so a pmapped step normalizes with the
+  statistics of the global batch exactly like a jitted one (None under jit, where the batch is global).
+  """
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                      dtype=dtype, param_dtype=param_dtype, name=name, axis_name=axis_name)
+
+
+class ConvBN(nn.Module):
+  """k x k conv (stride, dilation) -> BatchNorm -> ReLU, NHWC.
+
+  Padding is symmetric, dilation * (k - 1) / 2 per side (as in Caffe/PyTorch), so stride 2 halves an even size.
+  The conv has no bias when BatchNorm follows it (the BN offset replaces it; seed 003 sec. 4.1).
+  """
+  features: int
+  kernel_size: int = 3
+  strides: int = 1
+  dilation: int = 1
+  use_bn: bool = True
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    pad = self.dilation * (self.kernel_size - 1) // 2
+    x = nn.Conv(self.features, (self.kernel_size, self.kernel_size), strides=self.strides,
+                padding=((pad, pad), (pad, pad)), kernel_dilation=self.dilation, use_bias=not self.use_bn,
+                kernel_init=nn.initializers.he_normal(), dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    if self.use_bn:
+      x = batch_norm(train, self.dtype, self.param_dtype, axis_name=self.bn_axis_name)(x)
+    return nn.relu(x)  # (B, H / strides, W / strides, features)
+
+
+class UpConvBN(nn.Module):
+  """k x k transposed conv with stride 2 (doubles H and W) -> BatchNorm -> ReLU, NHWC."""
+  features: int
+  kernel_size: int = 3
+  use_bn: bool = True
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    x = nn.ConvTranspose(self.features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
+                         use_bias=not self.use_bn, kernel_init=nn.initializers.he_normal(),
+                         dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    if self.use_bn:
+      x = batch_norm(train, self.dtype, self.param_dtype, axis_name=self.bn_axis_name)(x)
+    return nn.relu(x)  # (B, 2H, 2W, features)
+
+
+class OutputHead(nn.Module):
+  """Final projection shared by all models; what it emits is fixed by `head`.
+
+  - "regression": `channels` outputs (2 = ab / AB_SCALE, 3 = RGB), squashed by `activation` ("tanh" for ab,
+    "sigmoid" for RGB in [0, 1], or "linear").
+  - "classification": `num_bins` logits over the quantized ab bins (softmax and decoding live in the losses).
+
+  The projection is small next to the network body, so it runs in float32 whatever the model's compute dtype:
+  outputs and logits are always float32, which keeps softmax / annealed-mean decoding precise under bfloat16.
+  """
+  head: str = "regression"
+  num_bins: int = NUM_AB_BINS
+  channels: int = 2
+  activation: str = "tanh"
+  kernel_size: int = 1
+  param_dtype: Dtype = jnp.float32
+
+  def __post_init__(self) -> None:
+    check_head(self.head)
+    if self.activation not in REGRESSION_ACTIVATIONS:
+      raise ValueError(f"unknown activation {self.activation!r}; choose one of: {', '.join(REGRESSION_ACTIVATIONS)}")
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    classify = self.head == "classification"
+    pad = (self.kernel_size - 1) // 2
+    y = nn.Conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
+                padding=((pad, pad), (pad, pad)), dtype=jnp.float32, param_dtype=self.param_dtype,
+                name="proj")(x.astype(jnp.float32))  # (B, H, W, num_bins or channels)
+    if classify or self.activation == "linear":
+      return y
+    return jnp.tanh(y) if self.activation == "tanh" else nn.sigmoid(y)
+
+
+class ColorModel(nn.Module):
+  """Fields and class attributes every colorization model shares (the contract in `jaxcolor.models`).
+
+  Subclasses implement `__call__(self, l, *, train)` with l of shape (B, H, W, 1) in [0, 100] and return
+  float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins).
+  """
+  output_stride: ClassVar[int] = 1  # input size / output size
+  default_size: ClassVar[int] = 256  # square input side the model is meant to run at
+
+  head: str = "regression"
+  num_bins: int = NUM_AB_BINS
+  dtype: Dtype = jnp.float32  # compute dtype of the body
+  param_dtype: Dtype = jnp.float32
+  bn_axis_name: str | None = None  # pmap axis for global BatchNorm statistics (see `batch_norm`)
+
+  def __post_init__(self) -> None:
+    check_head(self.head)  # fail at construction, not at the first init
+    super().__post_init__()
+
+  @property
+  def layer_kwargs(self) -> dict[str, Any]:
+    """dtype, param_dtype and bn_axis_name, the settings every ConvBN / UpConvBN of the model shares."""
+    return dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
+
+  def output_head(self, **kwargs: Any) -> OutputHead:
+    """The model's OutputHead (named "head") with its head / num_bins / param_dtype; `kwargs` set channels, ..."""
+    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype, name="head", **kwargs)
