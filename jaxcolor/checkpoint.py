@@ -1,0 +1,338 @@
+"""Checkpointing for training runs: Orbax CheckpointManager with resume, fallback and preemption handling.
+
+Layout of a run directory (`workdir`):
+  config.json          the run's config (JSON), written once by `save_run_artifacts`
+  bins.npz             ab bin set (centers, step, extent), classification runs only
+  prior.npz            empirical ab prior, in the `jaxcolor.prior.save_prior` format
+  checkpoints/<step>/  Orbax steps, items "state" (arrays, tensorstore/OCDBT) and "meta" (JSON)
+  checkpoints_corrupt/ steps that failed to restore, moved aside so training can re-save those steps
+
+Nothing here unpickles: arrays come back through tensorstore, metadata through `json`, artifacts through
+`np.load(..., allow_pickle=False)`. Inference needs only the workdir: `load_run_artifacts` plus
+`Checkpointer(workdir, read_only=True).restore(template)`.
+
+Preemption has two paths that the training loop sees through one call, `Checkpointer.should_stop()`:
+  * single process: `install_sigterm_handler()` sets a flag on SIGTERM; the loop force-saves and exits.
+  * multi-process (`jax.distributed.initialize`): JAX's preemption sync service owns SIGTERM (a C++ handler)
+    and agrees on a common step across hosts; Orbax exposes it as `reached_preemption(step)`, which
+    `maybe_save` checks every step and which makes it save and then `should_stop()` return True on every
+    host at the same step. A per-host Python flag would make hosts stop at different steps and deadlock the
+    collective save, so `install_sigterm_handler` does nothing there (it would also replace JAX's handler).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import signal
+import threading
+import time
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as ocp_managers
+
+from jaxcolor import prior as prior_lib
+from jaxcolor import quantize
+
+log = logging.getLogger(__name__)
+
+PyTree = Any
+CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "checkpoints_corrupt"
+CONFIG_FILE = "config.json"
+BINS_FILE = "bins.npz"
+PRIOR_FILE = "prior.npz"
+
+_STOP = threading.Event()  # set by the SIGTERM handler, polled via should_stop()
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+  """No checkpoint in the directory could be restored (none saved, or all corrupt)."""
+
+
+def install_sigterm_handler() -> Any:
+  """Makes SIGTERM request a clean stop (save, then exit) instead of killing the process.
+
+  Returns the previous handler (for `signal.signal(signal.SIGTERM, previous)`), or None when skipped in
+  a multi-process run, where JAX/Orbax preemption sync handles SIGTERM (see module docstring). Must be
+  called from the main thread. Clears any earlier stop request.
+  """
+  if jax.process_count() > 1:
+    log.info("multi-process run: leaving SIGTERM to JAX's preemption sync (Checkpointer.reached_preemption)")
+    return None
+  _STOP.clear()
+
+  def _on_sigterm(signum: int, frame: Any) -> None:
+    del signum, frame
+    _STOP.set()  # only set a flag: the loop saves at a step boundary, never inside a jitted step
+
+  return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def stop_requested() -> bool:
+  """True once SIGTERM arrived after `install_sigterm_handler()`."""
+  return _STOP.is_set()
+
+
+def abstract_state(tree: PyTree) -> PyTree:
+  """Restore template of a concrete state: jax.Arrays -> ShapeDtypeStruct with their sharding, rest as is."""
+  def leaf(x: Any) -> Any:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) if isinstance(x, jax.Array) else x
+  return jax.tree.map(leaf, tree)
+
+
+class Checkpointer:
+  """Periodic (async) saves of a train state pytree plus JSON metadata, keep-N, resume with fallback.
+
+  The state is any pytree of jax.Arrays (sharded or not), numpy arrays and python scalars. `meta` is a
+  JSON-able dict (step, data position, ...); `config`, when given, is stored in every step's meta too.
+  """
+
+  def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, save_every: int = 1000,
+               async_save: bool = True, read_only: bool = False,
+               config: Mapping[str, Any] | None = None):
+    if keep < 1 or save_every < 1:
+      raise ValueError(f"need keep >= 1 and save_every >= 1, got keep={keep}, save_every={save_every}")
+    self.workdir = pathlib.Path(workdir)
+    self.directory = self.workdir / CHECKPOINT_DIR
+    self.save_every, self.read_only = save_every, read_only
+    self._config = _to_json_dict(config) if config is not None else None
+    self._preempted = False
+    self._stop_logged = False
+    self._n_quarantined = 0
+    if read_only:  # explicit values avoid Orbax's "read_only=True, setting ..." warnings
+      options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
+                                             enable_async_checkpointing=False)
+    else:
+      options = ocp.CheckpointManagerOptions(
+          # maybe_save decides itself (and passes force=True); this policy only keeps
+          # CheckpointManager.should_save consistent for anyone asking it directly.
+          save_decision_policy=ocp_managers.AnySavePolicy([
+              ocp_managers.FixedIntervalPolicy(save_every),
+              ocp_managers.PreemptionCheckpointingPolicy()]),
+          preservation_policy=ocp_managers.LatestN(keep),
+          enable_async_checkpointing=async_save,
+          cleanup_tmp_directories=True,  # half-written steps of a killed async save
+      )
+    self._mngr = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+
+  # -- saving --------------------------------------------------------------------------------------------
+
+  def reached_preemption(self, step: int) -> bool:
+    """True at the step all hosts agreed to save at after a preemption notice (Orbax/JAX sync point).
+
+    Always False without jax.distributed. Once hit, `should_stop()` stays True.
+    """
+    hit = bool(self._mngr.reached_preemption(step))
+    self._preempted |= hit
+    return hit
+
+  def maybe_save(self, step: int, state: PyTree, meta: Mapping[str, Any] | None = None,
+                 force: bool = False) -> bool:
+    """Saves when step % save_every == 0, when forced, or at a preemption sync point; returns whether it did.
+
+    Call on every host at every step. A step that is already saved is skipped (returns False). With async
+    saves the arrays are copied off the devices before this returns, so the state may be donated afterwards.
+    """
+    if self.read_only:
+      raise RuntimeError(f"Checkpointer for {self.directory} is read-only")
+    preempted = self.reached_preemption(step)
+    if not (force or preempted or step % self.save_every == 0):
+      return False
+    if step in self._mngr.all_steps():
+      return False
+    full_meta = {**_to_json_dict(meta or {}), "step": int(step)}
+    if self._config is not None:
+      full_meta.setdefault("config", self._config)
+    return self._mngr.save(step, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(full_meta)))
+
+  def wait(self) -> None:
+    """Blocks until pending async saves are on disk (and old steps deleted)."""
+    self._mngr.wait_until_finished()
+
+  def should_stop(self) -> bool:
+    """True after SIGTERM (single process) or a preemption sync point (multi-host): save and exit."""
+    stop = _STOP.is_set() or self._preempted
+    if stop and not self._stop_logged:
+      self._stop_logged = True
+      log.warning("preemption requested (%s): stopping after a final checkpoint",
+                  "multi-host sync point" if self._preempted else "SIGTERM")
+    return stop
+
+  # -- restoring -----------------------------------------------------------------------------------------
+
+  def all_steps(self) -> list[int]:
+    """Saved steps, ascending (including any still being written asynchronously)."""
+    return sorted(self._mngr.all_steps())
+
+  def latest_step(self) -> int | None:
+    """Newest saved step, or None for a fresh run."""
+    return self._mngr.latest_step()
+
+  def restore(self, template_state: PyTree | None = None,
+              step: int | None = None) -> tuple[PyTree, dict[str, Any], int]:
+    """Restores (state, meta, step) from `step`, or from the newest step that restores cleanly.
+
+    `template_state` is an abstract pytree (ShapeDtypeStruct with .sharding, see `abstract_state`); arrays
+    come back with its shardings and dtypes. None restores as saved (same device topology needed).
+    Without `step`, a step that fails (truncated/missing files) is logged as a warning and the next older
+    one is tried; failed steps are moved to workdir/checkpoints_corrupt so training can save them again.
+    """
+    self.wait()
+    candidates = [step] if step is not None else sorted(self._mngr.all_steps(), reverse=True)
+    if not candidates:
+      raise CheckpointNotFoundError(f"no checkpoint to restore in {self.directory}")
+    failed: list[tuple[int, str]] = []
+    for s in candidates:
+      try:
+        out = self._mngr.restore(s, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(template_state), meta=ocp.args.JsonRestore()))
+      except Exception as e:  # pylint: disable=broad-except  # tensorstore/json/IO errors differ by damage
+        if step is not None:
+          raise
+        err = f"{type(e).__name__}: {str(e)[:500]}"
+        log.warning("checkpoint step %d in %s failed to restore, trying an older one: %s",
+                    s, self.directory, err)
+        failed.append((s, err))
+        continue
+      if failed:
+        self._quarantine([f for f, _ in failed])
+      return out["state"], dict(out["meta"]), s
+    tried = "; ".join(f"step {s}: {e}" for s, e in failed)
+    raise CheckpointNotFoundError(f"no checkpoint in {self.directory} could be restored ({tried})")
+
+  def _quarantine(self, steps: list[int]) -> None:
+    """Moves corrupt steps out of the Orbax directory (primary host), then re-lists steps on every host."""
+    if self.read_only:
+      return
+    if jax.process_index() == 0:
+      dest = self.workdir / CORRUPT_DIR
+      dest.mkdir(parents=True, exist_ok=True)
+      for s in steps:
+        source, target = self.directory / str(s), dest / f"{s}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if source.exists():
+          os.replace(source, target)
+          log.warning("moved corrupt checkpoint step %d to %s", s, target)
+    self._n_quarantined += 1  # barrier names must be unique and equal on all hosts
+    ocp.multihost.sync_global_processes(f"jaxcolor_checkpoint_quarantine_{self._n_quarantined}")
+    self._mngr.reload()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases Orbax's threads."""
+    self._mngr.close()
+
+  def __enter__(self) -> Checkpointer:
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    self.close()
+
+
+# -- run artifacts ---------------------------------------------------------------------------------------
+
+
+class RunArtifacts(NamedTuple):
+  """What inference needs besides the weights."""
+  config: dict[str, Any]
+  bins: quantize.ABBins | None
+  prior: np.ndarray | None
+
+
+def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
+                       bins: quantize.ABBins | None = None, prior: Any = None, *,
+                       overwrite: bool = False) -> None:
+  """Writes config.json, bins.npz and prior.npz into workdir (primary host only).
+
+  Resuming with the same values is a no-op; different values raise ValueError naming what differs,
+  unless `overwrite`. `config` is a JSON-able mapping or an ml_collections.ConfigDict.
+  """
+  if prior is not None and bins is None:
+    raise ValueError("a prior is only meaningful with the bins it refers to")
+  if prior is not None and np.shape(prior) != (bins.num_bins,):
+    raise ValueError(f"prior has shape {np.shape(prior)}, expected ({bins.num_bins},)")
+  if jax.process_index() != 0:
+    return
+  workdir = pathlib.Path(workdir)
+  config = _to_json_dict(config)
+  config_path = workdir / CONFIG_FILE
+  if config_path.exists() and not overwrite:
+    old = json.loads(config_path.read_text())
+    if old != config:
+      differ = ", ".join(_diff_keys(old, config))
+      raise ValueError(f"{config_path} holds a different config (keys differ: {differ}); "
+                       "use another workdir or overwrite=True")
+    _check_same(workdir, bins, prior)
+    return
+  workdir.mkdir(parents=True, exist_ok=True)
+  _atomic_write(config_path, lambda f: f.write(json.dumps(config, indent=2, sort_keys=True).encode()))
+  for name in (BINS_FILE, PRIOR_FILE):
+    (workdir / name).unlink(missing_ok=True)  # a stale file from an overwritten run must not survive
+  if bins is not None:
+    _atomic_write(workdir / BINS_FILE, lambda f: np.savez(
+        f, centers=bins.centers, step=np.float32(bins.step), extent=np.float32(bins.extent)))
+  if prior is not None:
+    _atomic_write(workdir / PRIOR_FILE, lambda f: prior_lib.save_prior(f, prior, bins))
+
+
+def load_run_artifacts(workdir: str | os.PathLike) -> RunArtifacts:
+  """Reads what `save_run_artifacts` wrote (JSON and .npz without pickle)."""
+  workdir = pathlib.Path(workdir)
+  config_path = workdir / CONFIG_FILE
+  if not config_path.exists():
+    raise FileNotFoundError(f"{config_path} not found: not a jaxcolor run directory")
+  config = json.loads(config_path.read_text())
+  bins = prior = None
+  if (workdir / BINS_FILE).exists():
+    with np.load(workdir / BINS_FILE, allow_pickle=False) as f:
+      bins = quantize.bins_from_centers(f["centers"], float(f["step"]), float(f["extent"]))
+  if (workdir / PRIOR_FILE).exists():
+    p, prior_bins = prior_lib.load_prior(workdir / PRIOR_FILE)
+    if bins is None or not np.array_equal(prior_bins.centers, bins.centers):
+      raise ValueError(f"{workdir / PRIOR_FILE} refers to other bins than {workdir / BINS_FILE}")
+    prior = np.asarray(p)
+  return RunArtifacts(config, bins, prior)
+
+
+def _to_json_dict(d: Any) -> dict[str, Any]:
+  """Plain JSON-normalized dict (tuples -> lists), failing here rather than in an async save thread."""
+  if hasattr(d, "to_dict"):
+    d = d.to_dict()
+  try:
+    return json.loads(json.dumps(dict(d), sort_keys=True))
+  except TypeError as e:
+    raise TypeError(f"checkpoint metadata/config must be JSON-serializable: {e}") from e
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+  """Dotted paths where two JSON trees differ."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    return [k for key in sorted(set(a) | set(b))
+            for k in _diff_keys(a.get(key, _MISSING), b.get(key, _MISSING), f"{prefix}{key}.")]
+  return [] if a == b else [prefix[:-1] or "<root>"]
+
+
+_MISSING = object()
+
+
+def _check_same(workdir: pathlib.Path, bins: quantize.ABBins | None, prior: Any) -> None:
+  """On resume, bins and prior must match what the run started with."""
+  old = load_run_artifacts(workdir)
+  if (old.bins is None) != (bins is None) or (
+      bins is not None and not np.array_equal(old.bins.centers, bins.centers)):
+    raise ValueError(f"{workdir / BINS_FILE}: the run's ab bins differ from the given ones (overwrite=True?)")
+  if (old.prior is None) != (prior is None) or (
+      prior is not None and not np.array_equal(old.prior, np.asarray(prior, np.float32))):
+    raise ValueError(f"{workdir / PRIOR_FILE}: the run's prior differs from the given one (overwrite=True?)")
+
+
+def _atomic_write(path: pathlib.Path, write: Any) -> None:
+  """Writes via a temp file + rename, so a crash never leaves a truncated artifact."""
+  tmp = path.with_name(path.name + ".tmp")
+  with open(tmp, "wb") as f:
+    write(f)
+  os.replace(tmp, path)

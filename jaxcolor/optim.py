@@ -1,0 +1,251 @@
+"""Optimizer from a config: optimizer x lr schedule, optional clipping and a step-limited encoder freeze.
+
+Config fields (defaults in parentheses); `check_optim_config` validates all of them before anything is
+compiled, and names the field and the choices in its ValueError:
+
+- optimizer ("adam"): one of OPTIMIZERS, "adam", "adamw" or "sgd".
+- learning_rate (1e-3): base (peak) learning rate, > 0.
+- b1 (0.9), b2 (0.999), eps (1e-8): Adam/AdamW moments (Zhang et al. 2016 used betas (0.9, 0.99)).
+- momentum (0.9), nesterov (False): SGD; momentum 0 is plain SGD.
+- weight_decay (0.0): "adamw": decoupled decay as in optax.adamw (update += wd * param, then scaled by the
+  learning rate, the PyTorch convention); "adam" / "sgd": L2 regularization, i.e. wd * param is added to
+  the gradient (optax.add_decayed_weights before the optimizer), as Keras' kernel_regularizer did.
+  Applied to every parameter (biases and norm scales included). Needs `params` passed to `tx.update`.
+- schedule ("constant"): one of SCHEDULES:
+  - "constant": learning_rate at every step.
+  - "warmup_cosine": linear 0 -> learning_rate over warmup_steps (0), then cosine decay to
+    end_lr_factor (0.0) x learning_rate at total_steps; needs total_steps > warmup_steps.
+  - "step": learning_rate x decay_factor (0.1) ** (step // decay_every) (decay_every required).
+  - "reduce_on_plateau": constant base lr scaled by optax.contrib.reduce_on_plateau, which is fed the
+    loss: the caller must pass `value=loss` to `tx.update` (see `needs_value`). Fields plateau_patience
+    (10), plateau_factor (0.1), plateau_cooldown (0), plateau_accumulation_size (1) (number of values
+    averaged before each plateau check: 1 for an eval loss, more for noisy train losses).
+- total_steps (None): run length; required by "warmup_cosine".
+- grad_clip_norm (None): clip the global gradient norm to this value first in the chain; None or 0 = off.
+- freeze_prefixes (()), freeze_steps (0): for steps < freeze_steps, params whose path starts with one of
+  the prefixes get zero updates and their optimizer state is held (Adam's bias correction starts when
+  they thaw); their gradients are also zeroed before clipping, so they do not use the clip budget.
+  A prefix is a "/"-joined path from the top of the params tree, e.g. "encoder" or "vgg/block1";
+  freeze_steps >= total_steps freezes for the whole run. The switch is a counter in the optimizer
+  state, so one jitted step serves both phases. The lr schedule counts global steps for all params.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from optax import contrib
+
+DEFAULTS: dict[str, Any] = dict(
+    optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
+    weight_decay=0.0, schedule="constant", total_steps=None, warmup_steps=0, end_lr_factor=0.0,
+    decay_factor=0.1, decay_every=None, plateau_patience=10, plateau_factor=0.1, plateau_cooldown=0,
+    plateau_accumulation_size=1, grad_clip_norm=None, freeze_prefixes=(), freeze_steps=0)
+
+
+def _get(config: Any, key: str) -> Any:
+  """config.key, or its default when absent or None (ConfigDict, dict or any object with attributes)."""
+  value = config.get(key, None) if hasattr(config, "get") else getattr(config, key, None)
+  return DEFAULTS[key] if value is None else value
+
+
+def _adam(c: Any) -> optax.GradientTransformation:
+  l2 = [optax.add_decayed_weights(_get(c, "weight_decay"))] if _get(c, "weight_decay") else []
+  return optax.chain(*l2, optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")))
+
+
+def _adamw(c: Any) -> optax.GradientTransformation:
+  return optax.chain(optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")),
+                     optax.add_decayed_weights(_get(c, "weight_decay")))
+
+
+def _sgd(c: Any) -> optax.GradientTransformation:
+  l2 = [optax.add_decayed_weights(_get(c, "weight_decay"))] if _get(c, "weight_decay") else []
+  mom = [optax.trace(_get(c, "momentum"), bool(_get(c, "nesterov")))] if _get(c, "momentum") else []
+  return optax.chain(*l2, *mom) if l2 or mom else optax.identity()  # chain() of nothing fails
+
+
+# name -> update direction before the learning rate (the lr and its schedule are applied after).
+OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = dict(adam=_adam, adamw=_adamw,
+                                                                             sgd=_sgd)
+
+
+def _warmup_cosine(c: Any) -> optax.Schedule:
+  lr = float(_get(c, "learning_rate"))
+  steps = int(_get(c, "warmup_steps")), int(_get(c, "total_steps"))
+  return optax.warmup_cosine_decay_schedule(0.0, lr, *steps, end_value=float(_get(c, "end_lr_factor")) * lr)
+
+
+def _step(c: Any) -> optax.Schedule:
+  return optax.exponential_decay(float(_get(c, "learning_rate")), int(_get(c, "decay_every")),
+                                 float(_get(c, "decay_factor")), staircase=True)
+
+
+def _constant(c: Any) -> optax.Schedule:
+  return optax.constant_schedule(float(_get(c, "learning_rate")))
+
+
+# name -> step -> base lr; "reduce_on_plateau" adds its loss-driven scale on top of the constant base.
+SCHEDULES: dict[str, Callable[[Any], optax.Schedule]] = dict(
+    constant=_constant, warmup_cosine=_warmup_cosine, step=_step, reduce_on_plateau=_constant)
+
+
+def _split_prefixes(config: Any) -> tuple[tuple[str, ...], ...]:
+  prefixes = _get(config, "freeze_prefixes")
+  if isinstance(prefixes, str) or not all(isinstance(p, str) and p.strip("/") for p in prefixes):
+    raise ValueError(f"config.freeze_prefixes must be a tuple of non-empty strings, got {prefixes!r}")
+  return tuple(tuple(p.strip("/").split("/")) for p in prefixes)
+
+
+def check_optim_config(config: Any, params: Any = None) -> None:
+  """Raises ValueError naming the field (and choices) for a bad optimizer field; `params` checks prefixes."""
+  for key, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+    if _get(config, key) not in registry:
+      raise ValueError(f"unknown config.{key} {_get(config, key)!r}; choices: {sorted(registry)}")
+
+  def num(key: str, lo: float, hi: float = float("inf"), lo_open: bool = False, hi_open: bool = False,
+          integer: bool = False) -> None:
+    v = _get(config, key)
+    if v is None and key == "grad_clip_norm":
+      return
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and (not integer or float(v).is_integer())
+    if ok:
+      ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+      kind = "an int" if integer else "a number"
+      raise ValueError(f"config.{key} must be {kind} in {'(' if lo_open else '['}{lo}, {hi}"
+                       f"{')' if hi_open else ']'}, got {v!r}")
+
+  num("learning_rate", 0, lo_open=True)
+  num("weight_decay", 0)
+  num("b1", 0, 1, hi_open=True)
+  num("b2", 0, 1, hi_open=True)
+  num("eps", 0)
+  num("momentum", 0, 1, hi_open=True)
+  num("grad_clip_norm", 0)
+  num("freeze_steps", 0, integer=True)
+  schedule = _get(config, "schedule")
+  if _get(config, "total_steps") is not None or schedule == "warmup_cosine":
+    if _get(config, "total_steps") is None:
+      raise ValueError("config.total_steps is required by schedule 'warmup_cosine'")
+    num("total_steps", 1, integer=True)
+  if schedule == "warmup_cosine":
+    num("warmup_steps", 0, _get(config, "total_steps"), hi_open=True, integer=True)
+    num("end_lr_factor", 0, 1)
+  if schedule == "step":
+    if _get(config, "decay_every") is None:
+      raise ValueError("config.decay_every is required by schedule 'step'")
+    num("decay_every", 1, integer=True)
+    num("decay_factor", 0, 1, lo_open=True)
+  if schedule == "reduce_on_plateau":
+    num("plateau_patience", 1, integer=True)
+    num("plateau_factor", 0, 1, lo_open=True, hi_open=True)
+    num("plateau_cooldown", 0, integer=True)
+    num("plateau_accumulation_size", 1, integer=True)
+  prefixes = _split_prefixes(config)
+  if _get(config, "freeze_steps") > 0 and not prefixes:
+    raise ValueError("config.freeze_steps > 0 needs config.freeze_prefixes, e.g. ('encoder',)")
+  if params is not None and prefixes:
+    frozen_mask(params, _get(config, "freeze_prefixes"))
+
+
+def _path_names(path: Sequence[Any]) -> tuple[str, ...]:
+  return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def frozen_mask(params: Any, prefixes: Sequence[str]) -> Any:
+  """Pytree of bool like params: True where the param path starts with one of the "/"-joined prefixes.
+
+  A prefix that matches no parameter (typically a typo or a model without that encoder) is a ValueError
+  listing the top-level param names.
+  """
+  split = _split_prefixes({"freeze_prefixes": tuple(prefixes)})
+  paths = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+  unmatched = [p for p, s in zip(prefixes, split) if not any(path[:len(s)] == s for path in paths)]
+  if unmatched:
+    top = sorted({path[0] for path in paths if path})
+    raise ValueError(f"freeze prefixes {unmatched} match no parameter; top-level param names: {top}")
+  return jax.tree_util.tree_map_with_path(
+      lambda p, _: any(_path_names(p)[:len(s)] == s for s in split), params)
+
+
+class FreezeState(NamedTuple):
+  """Steps seen (saturating at freeze_steps) and the state of the wrapped transformation."""
+  count: jax.Array
+  inner: Any
+
+
+def _freeze_for(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformationExtraArgs:
+  """Zero updates and held inner state while count < steps, then `inner`; a lax.cond, so jit-compatible."""
+  inner = optax.with_extra_args_support(inner)
+
+  def init(params: Any) -> FreezeState:
+    return FreezeState(jnp.zeros([], jnp.int32), inner.init(params))
+
+  def update(updates: Any, state: FreezeState, params: Any = None, **extra: Any) -> tuple[Any, FreezeState]:
+    def thawed() -> tuple[Any, Any]:
+      new_updates, new_inner = inner.update(updates, state.inner, params, **extra)
+      cast = lambda new, ref: jax.tree.map(lambda a, b: jnp.asarray(a, jnp.asarray(b).dtype), new, ref)
+      return cast(new_updates, updates), cast(new_inner, state.inner)
+
+    frozen = lambda: (jax.tree.map(jnp.zeros_like, updates), state.inner)
+    new_updates, new_inner = jax.lax.cond(state.count < steps, frozen, thawed)
+    return new_updates, FreezeState(jnp.minimum(state.count + 1, steps), new_inner)
+
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
+def needs_value(config: Any) -> bool:
+  """Whether `tx.update` must be called with `value=loss` (the reduce_on_plateau schedule)."""
+  return _get(config, "schedule") == "reduce_on_plateau"
+
+
+def learning_rate_fn(config: Any) -> optax.Schedule:
+  """step -> scheduled lr, for logging; for reduce_on_plateau the base lr (see `current_lr`)."""
+  check_optim_config(config)
+  return SCHEDULES[_get(config, "schedule")](config)
+
+
+def current_lr(opt_state: Any, config: Any, step: Any) -> jax.Array:
+  """The lr applied at `step`: the schedule times the reduce_on_plateau scale found in opt_state, if any."""
+  lr = jnp.asarray(learning_rate_fn(config)(step), jnp.float32)
+  is_plateau = lambda x: isinstance(x, contrib.ReduceLROnPlateauState)
+  for leaf in jax.tree.leaves(opt_state, is_leaf=is_plateau):
+    if is_plateau(leaf):
+      lr = lr * leaf.scale
+  return lr
+
+
+def make_optimizer(config: Any, params: Any = None) -> optax.GradientTransformation:
+  """Validated optimizer chain: [clip] -> direction (freeze-partitioned) -> lr schedule -> [plateau].
+
+  `params` (or any tree with their structure) is needed only when freezing, to build the masks.
+  """
+  check_optim_config(config, params)
+  direction = OPTIMIZERS[_get(config, "optimizer")](config)
+  schedule = SCHEDULES[_get(config, "schedule")](config)
+  freeze_steps = int(_get(config, "freeze_steps"))
+  parts: list[optax.GradientTransformation] = []
+  if freeze_steps > 0:
+    if params is None:
+      raise ValueError("make_optimizer needs params when config.freeze_steps > 0 (for the freeze masks)")
+    mask = frozen_mask(params, _get(config, "freeze_prefixes"))
+    labels = jax.tree.map(lambda m: "frozen" if m else "trainable", mask)
+    parts.append(optax.masked(_freeze_for(optax.identity(), freeze_steps), mask))  # before clipping
+    direction = optax.partition(
+        {"trainable": direction, "frozen": _freeze_for(direction, freeze_steps)}, labels)
+  if _get(config, "grad_clip_norm"):
+    parts.append(optax.clip_by_global_norm(float(_get(config, "grad_clip_norm"))))
+  constant = _get(config, "schedule") in ("constant", "reduce_on_plateau")  # stateless scale, no count
+  lr = float(_get(config, "learning_rate")) if constant else schedule
+  parts += [direction, optax.scale_by_learning_rate(lr)]
+  if needs_value(config):
+    parts.append(contrib.reduce_on_plateau(
+        factor=float(_get(config, "plateau_factor")), patience=int(_get(config, "plateau_patience")),
+        cooldown=int(_get(config, "plateau_cooldown")),
+        accumulation_size=int(_get(config, "plateau_accumulation_size"))))
+  return optax.chain(*parts)

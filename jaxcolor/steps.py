@@ -1,0 +1,96 @@
+"""Train state and the pure train / eval steps, shared by the jit and pmap paths.
+
+The steps are module-level pure functions; everything static (model, optimizer, task, loss) is bound with
+`functools.partial` by the trainer. Randomness is one key folded with the step, so a resumed run draws the
+same numbers as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxcolor import color
+from jaxcolor import task as task_lib
+
+Array = jnp.ndarray
+
+
+class TrainState(flax.struct.PyTreeNode):
+  """Everything a step changes: step (scalar int32), params, batch_stats, opt_state, rng (raw key data)."""
+  step: Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  rng: Array  # uint32 key data of the run's base key (folded with the step in each step)
+
+
+RNG_IMPL = "rbg"  # XLA:CPU compiles threefry-based initializers ~6x slower; rbg is ample for init and dropout
+
+
+def make_rng(seed: int) -> Array:
+  """The run's base key (typed, `RNG_IMPL`)."""
+  return jax.random.key(seed, impl=RNG_IMPL)
+
+
+def init_state(rng: Array, *, model: nn.Module, tx: optax.GradientTransformation,
+               image_shape: tuple[int, int, int, int]) -> TrainState:
+  """Initializes parameters for L of shape image_shape[:-1] + (1,) and the optimizer state (jit-able)."""
+  init_rng, run_rng = jax.random.split(rng)
+  l = jnp.zeros(image_shape[:-1] + (1,), jnp.float32)
+  variables = model.init({"params": init_rng}, l, train=False)
+  params = variables["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
+                    rng=jax.random.key_data(run_rng))
+
+
+def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
+               tx: optax.GradientTransformation, task: task_lib.ColorTask, loss_fn: Callable[..., Array],
+               axis_name: str | None = None, pass_loss_to_optimizer: bool = False
+               ) -> tuple[TrainState, dict[str, Array]]:
+  """One optimizer step on batch {"image": uint8 (B, H, W, 3), "mask": bool (B,)}.
+
+  Under pmap (`axis_name` set) gradients, loss and BatchNorm statistics are averaged over devices; the
+  model must then have been built with bn_axis_name=axis_name. Returns the new state and scalar metrics.
+  """
+  rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng, impl=RNG_IMPL), state.step)
+  l, target, pixel_weights = task.inputs_and_targets(batch["image"])
+  mask = batch.get("mask")
+
+  def loss_of(params):
+    outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
+                                   rngs={"dropout": rng}, mutable=["batch_stats"])
+    return loss_fn(outputs, target, pixel_weights=pixel_weights, mask=mask), updates
+
+  (loss, updates), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+  if axis_name is not None:
+    grads = jax.lax.pmean(grads, axis_name)
+    loss = jax.lax.pmean(loss, axis_name)
+  extra = {"value": loss} if pass_loss_to_optimizer else {}
+  opt_updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
+  params = optax.apply_updates(state.params, opt_updates)
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                            batch_stats=updates.get("batch_stats", state.batch_stats))
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": jnp.isfinite(loss)}
+  return new_state, metrics
+
+
+def predict_ab(state: TrainState, images: Array, *, model: nn.Module, task: task_lib.ColorTask,
+               decoding: str | None = None, temperature: float | None = None) -> Array:
+  """uint8 RGB (B, H, W, 3) -> predicted ab (B, H, W, 2) in Lab units, from the L of the images."""
+  l = color.rgb_to_l_ab(images)[0]
+  return predict_ab_from_l({"params": state.params, "batch_stats": state.batch_stats}, l, model=model,
+                           task=task, decoding=decoding, temperature=temperature)
+
+
+def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, task: task_lib.ColorTask,
+                      decoding: str | None = None, temperature: float | None = None) -> Array:
+  """L (B, H, W, 1) in [0, 100] -> ab (B, H, W, 2): the inference path of colorize / evaluate."""
+  outputs = model.apply(variables, l, train=False)
+  return task.to_ab(outputs, l, decoding, temperature)

@@ -1,0 +1,102 @@
+"""The pure train step: jit over a mesh, pmap and a single device agree; targets for each head."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxcolor import losses, parallel, quantize, steps
+from jaxcolor import task as task_lib
+from jaxcolor.models import get_model
+
+BATCH, SIZE = 8, 16
+
+
+def _images(seed: int) -> np.ndarray:
+  return np.random.default_rng(seed).integers(0, 256, (BATCH, SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def _setup(head: str, bn_axis_name=None):
+  model = get_model("unet", head=head, features=(4, 8), bn_axis_name=bn_axis_name)
+  if head == "classification":
+    bins = quantize.make_bins()
+    task = task_lib.ColorTask(head=head, bins=bins, class_weights=np.linspace(0.5, 2, bins.num_bins))
+    loss = losses.get_loss("cross_entropy")
+  else:
+    task, loss = task_lib.ColorTask(head=head), losses.get_loss("l2")
+  # SGD: Adam divides by sqrt(v), which turns float rounding in near-zero gradients into lr-sized steps.
+  tx = optax.sgd(0.1, momentum=0.9)
+  state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, SIZE, SIZE, 3))
+  step = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=loss)
+  return state, step
+
+
+def _run_single(head):
+  state, step = _setup(head)
+  step = jax.jit(step)
+  for i in range(2):
+    state, m = step(state, {"image": _images(i), "mask": np.ones(BATCH, bool)})
+  return state, m
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+def test_jit_mesh_and_pmap_match_single_device(head):
+  assert jax.device_count() == 8
+  ref, ref_m = _run_single(head)
+
+  mesh = parallel.make_mesh()
+  state, step = _setup(head)
+  state = jax.device_put(state, parallel.replicated(mesh))
+  jstep = jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
+                  out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)), donate_argnums=(0,))
+  for i in range(2):
+    batch = jax.device_put({"image": _images(i), "mask": np.ones(BATCH, bool)}, parallel.batch_sharded(mesh))
+    state, m = jstep(state, batch)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.params, ref.params)
+  np.testing.assert_allclose(m["loss"], ref_m["loss"], rtol=1e-5)
+
+  state, step = _setup(head, bn_axis_name=parallel.PMAP_AXIS)
+  pstep = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS), axis_name=parallel.PMAP_AXIS,
+                   donate_argnums=(0,))
+  state = parallel.replicate(state)
+  for i in range(2):
+    state, m = pstep(state, parallel.shard_for_pmap({"image": _images(i), "mask": np.ones(BATCH, bool)}))
+  state = parallel.unreplicate(state)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.params, ref.params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.batch_stats,
+               ref.batch_stats)
+  np.testing.assert_allclose(m["loss"][0], ref_m["loss"], rtol=1e-5)
+
+
+def test_step_learns_and_folds_rng_with_step():
+  state, step = _setup("regression")
+  step = jax.jit(step)
+  batch = {"image": _images(0), "mask": np.ones(BATCH, bool)}
+  first = None
+  for _ in range(15):
+    state, m = step(state, batch)
+    first = float(m["loss"]) if first is None else first
+  assert float(m["loss"]) < first and bool(m["finite"]) and int(state.step) == 15
+
+
+def test_targets_per_head():
+  images = jnp.asarray(_images(3))
+  l, t, w = task_lib.ColorTask().inputs_and_targets(images)
+  assert l.shape == (BATCH, SIZE, SIZE, 1) and t.shape == (BATCH, SIZE, SIZE, 2) and w is None
+  assert float(jnp.abs(t).max()) <= 1.0
+  _, rgb, _ = task_lib.ColorTask(target_space="rgb").inputs_and_targets(images)
+  np.testing.assert_allclose(rgb, images / 255.0, atol=1e-6)
+  bins = quantize.make_bins()
+  ctask = task_lib.ColorTask(head="classification", bins=bins, output_stride=4,
+                             class_weights=np.ones(bins.num_bins))
+  l, soft, w = ctask.inputs_and_targets(images)
+  assert soft.indices.shape == (BATCH, SIZE // 4, SIZE // 4, 5) and w.shape == (BATCH, SIZE // 4, SIZE // 4)
+  logits = jnp.log(quantize.to_dense(soft, bins.num_bins) + 1e-9)
+  ab = ctask.to_ab(logits, l, decoding="mean")
+  assert ab.shape == (BATCH, SIZE, SIZE, 2)
+  with pytest.raises(ValueError, match="lab, rgb"):
+    task_lib.ColorTask(target_space="hsv")
+  with pytest.raises(ValueError, match="needs ab bins"):
+    task_lib.ColorTask(head="classification")
