@@ -1,0 +1,218 @@
+"""Evaluators (big_vision style): accumulate per-example metrics over eval batches, yield (name, value).
+
+An evaluator never calls the model itself: `run` receives `predict_fn(images_uint8) -> output`, a jitted
+callable the trainer builds, where output is ab (B, h, w, 2) in Lab units or logits (B, h, w, Q) over ab
+bins, at the image resolution or below it (e.g. Zhang's 1/4). So evaluators do not depend on training code.
+
+Batches are {"image": uint8 (B, H, W, 3), "mask": bool (B,)} as `input_pipeline` yields them; mask False
+marks padding (and photos excluded from evaluation), which then count nowhere. Per-example values are
+summed per batch inside jit (masked ones are 0), the sums accumulated on the host in float64, and the means
+are sums / number of real examples: the same numbers whatever the batching or the number of hosts (a
+fully replicated scalar per batch, readable on every host).
+
+Configs choose evaluators by name: `get_evaluator("color_metrics", decode="mode")`; add new ones to
+EVALUATORS.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcolor import color, metrics, quantize
+
+Array = jnp.ndarray
+PredictFn = Callable[[Array], Array]  # uint8 RGB (B, H, W, 3) -> ab (B, h, w, 2) or logits (B, h, w, Q)
+Batch = Mapping[str, Any]
+
+
+class Evaluator(Protocol):
+  """What the trainer needs: reset, feed batches, read the means."""
+
+  def reset(self) -> None:
+    """Forgets all accumulated batches."""
+
+  def update(self, predict_fn: PredictFn, batch: Batch) -> None:
+    """Adds one batch {"image": uint8 (B, H, W, 3), "mask": bool (B,)} to the sums."""
+
+  def result(self) -> Iterator[tuple[str, float]]:
+    """(name, mean over all real examples so far) pairs."""
+
+  def run(self, predict_fn: PredictFn, batches: Iterable[Batch]) -> Iterator[tuple[str, float]]:
+    """reset, update with every batch, then yield result()."""
+
+
+@dataclasses.dataclass
+class MeanAccumulator:
+  """float64 running sums of per-example metric values plus the real-example count; mergeable."""
+  sums: dict[str, float] = dataclasses.field(default_factory=dict)
+  count: float = 0.0
+
+  def add(self, batch_sums: Mapping[str, Any], batch_count: Any) -> None:
+    for name, value in batch_sums.items():
+      self.sums[name] = self.sums.get(name, 0.0) + float(np.asarray(value, np.float64))
+    self.count += float(np.asarray(batch_count, np.float64))
+
+  def merge(self, other: MeanAccumulator) -> None:
+    """Adds another accumulator's sums (e.g. from another host) to this one."""
+    self.add(other.sums, other.count)
+
+  def means(self) -> dict[str, float]:
+    """name -> sum / count (NaN before any real example)."""
+    return {k: (v / self.count if self.count > 0 else float("nan")) for k, v in self.sums.items()}
+
+
+class PerExampleEvaluator:
+  """Base class: subclasses define `per_example(images, output, mask) -> {name: (B,)}`, traced under jit."""
+
+  def __init__(self, image_key: str = "image", mask_key: str = "mask"):
+    self.image_key, self.mask_key = image_key, mask_key
+    self.accumulator = MeanAccumulator()
+    self._batch_sums = jax.jit(self._sums)
+
+  def per_example(self, images: Array, output: Array, mask: Array) -> dict[str, Array]:
+    raise NotImplementedError
+
+  def check_output(self, output: Array) -> None:
+    """Host-side hook run on each model output before the jitted metrics (e.g. to validate shapes)."""
+
+  def _sums(self, images: Array, output: Array, mask: Array | None) -> tuple[dict[str, Array], Array]:
+    if mask is None:  # built under jit, so it is sharded like the batch
+      mask = jnp.ones(images.shape[:1], bool)
+    mask = mask.astype(bool)
+    values = self.per_example(images, output, mask)
+    return {k: jnp.sum(v) for k, v in values.items()}, jnp.sum(mask.astype(jnp.float32))
+
+  def reset(self) -> None:
+    self.accumulator = MeanAccumulator()
+
+  def update(self, predict_fn: PredictFn, batch: Batch) -> None:
+    images = batch[self.image_key]  # (B, H, W, 3) uint8
+    mask = batch.get(self.mask_key)  # (B,) bool, or None: all real
+    output = predict_fn(images)  # (B, h, w, C)
+    self.check_output(output)
+    sums, count = self._batch_sums(images, output, mask)
+    self.accumulator.add(sums, count)
+
+  def result(self) -> Iterator[tuple[str, float]]:
+    yield from sorted(self.accumulator.means().items())
+    yield "num_examples", self.accumulator.count
+
+  def run(self, predict_fn: PredictFn, batches: Iterable[Batch]) -> Iterator[tuple[str, float]]:
+    self.reset()
+    for batch in batches:
+      self.update(predict_fn, batch)
+    yield from self.result()
+
+
+class ColorMetrics(PerExampleEvaluator):
+  """All metrics of `jaxcolor.metrics` for the model and, side by side, the grayscale baseline (ab = 0).
+
+  The prediction is rebuilt as the photo's own L with the predicted ab, converted to RGB and (by default)
+  rounded to 8 bits like a saved PNG; PSNR, SSIM and colorfulness use that RGB, AuC and the ab errors the
+  predicted ab itself. Names: psnr, ssim, auc, colorfulness, colorfulness_gt, delta_colorfulness (mean of
+  per-example |CF(gt) - CF(pred)|), delta_colorfulness_of_means (|mean CF(gt) - mean CF(pred)|, the
+  dataset-level figure papers tabulate), ab_mae, ab_mse (Lab units), ab_mae_128, ab_mse_128 (ab / 128, the
+  Keras seeds' units); the baseline's under "gray/"; num_examples.
+
+  Args:
+    bins: ab bins for logit outputs (default `quantize.make_bins()`, the 313 of Zhang et al.).
+    decode, temperature: how logits become ab (`quantize.decode`).
+    round_to_uint8: quantize predicted RGB to 8 bits before the RGB metrics.
+    psnr_cap_db: per-example PSNR is capped here (identical images give +inf, which would swamp a mean).
+    grayscale_baseline: also report the ab = 0 baseline.
+  """
+
+  def __init__(self, *, bins: quantize.ABBins | None = None, decode: str = "annealed_mean",
+               temperature: float = quantize.DEFAULT_TEMPERATURE, round_to_uint8: bool = True,
+               psnr_cap_db: float = 100.0, grayscale_baseline: bool = True, image_key: str = "image",
+               mask_key: str = "mask"):
+    if decode not in quantize.DECODINGS:
+      raise ValueError(f"unknown decoding {decode!r}; choose one of: {', '.join(quantize.DECODINGS)}")
+    self.bins, self.decode, self.temperature = bins, decode, temperature
+    self.round_to_uint8, self.psnr_cap_db = round_to_uint8, psnr_cap_db
+    self.grayscale_baseline = grayscale_baseline
+    super().__init__(image_key=image_key, mask_key=mask_key)
+
+  def _resolve_bins(self, channels: int) -> quantize.ABBins:
+    """The bins for logits with `channels` classes; builds the default ones on first use (outside jit)."""
+    if self.bins is None:
+      self.bins = quantize.make_bins()
+    if channels != self.bins.num_bins:
+      raise ValueError(f"model output has {channels} channels: neither ab (2) nor logits over the "
+                       f"{self.bins.num_bins} bins")
+    return self.bins
+
+  def check_output(self, output: Array) -> None:
+    if output.shape[-1] != 2:
+      self._resolve_bins(output.shape[-1])  # checked (and the bins built) before tracing
+
+  def output_to_ab(self, output: Array, size: tuple[int, int]) -> Array:
+    """Model output (B, h, w, 2 or Q) -> ab (B, H, W, 2) in Lab units (decoded, bilinearly upsampled)."""
+    output = jnp.asarray(output, jnp.float32)
+    if output.shape[-1] != 2:
+      bins = self._resolve_bins(output.shape[-1])
+      output = quantize.decode(output, bins, self.decode, self.temperature)
+    if output.shape[1:3] != tuple(size):
+      output = jax.image.resize(output, (output.shape[0], *size, 2), "bilinear")
+    return output
+
+  def _one(self, l: Array, ab: Array, gt_rgb: Array, gt_ab: Array, mask: Array) -> dict[str, Array]:
+    rgb = color.l_ab_to_rgb(l, ab)  # (B, H, W, 3) in [0, 1]
+    if self.round_to_uint8:
+      rgb = jnp.round(rgb * 255.0) / 255.0
+    cf = metrics.colorfulness(rgb, mask)
+    return {
+        "psnr": jnp.minimum(metrics.psnr(rgb, gt_rgb, mask), self.psnr_cap_db),
+        "ssim": metrics.ssim(rgb, gt_rgb, mask),
+        "auc": metrics.auc(ab, gt_ab, mask),
+        "colorfulness": cf,
+        "delta_colorfulness": metrics.delta_colorfulness(rgb, gt_rgb, mask),
+        "ab_mae": metrics.ab_mae(ab, gt_ab, mask),
+        "ab_mse": metrics.ab_mse(ab, gt_ab, mask),
+        "ab_mae_128": metrics.ab_mae(ab, gt_ab, mask, scale=metrics.SEEDS_AB_SCALE),
+        "ab_mse_128": metrics.ab_mse(ab, gt_ab, mask, scale=metrics.SEEDS_AB_SCALE),
+    }
+
+  def per_example(self, images: Array, output: Array, mask: Array) -> dict[str, Array]:
+    gt_rgb = color.to_float_rgb(images)  # (B, H, W, 3)
+    l, gt_ab = color.rgb_to_l_ab(images)  # (B, H, W, 1), (B, H, W, 2)
+    ab = self.output_to_ab(output, images.shape[1:3])
+    if not self.grayscale_baseline:
+      values = self._one(l, ab, gt_rgb, gt_ab, mask)
+    else:  # model and baseline as one batch of 2B: half the program to compile
+      two = lambda x: jnp.concatenate([x, x])
+      both = self._one(two(l), jnp.concatenate([ab, jnp.zeros_like(ab)]), two(gt_rgb), two(gt_ab), two(mask))
+      b = images.shape[0]
+      values = {k: v[:b] for k, v in both.items()}
+      values.update({f"gray/{k}": v[b:] for k, v in both.items()})
+    values["colorfulness_gt"] = metrics.colorfulness(gt_rgb, mask)
+    return values
+
+  def result(self) -> Iterator[tuple[str, float]]:
+    means = self.accumulator.means()
+    for prefix in ("", "gray/") if self.grayscale_baseline else ("",):
+      if f"{prefix}colorfulness" in means:
+        means[f"{prefix}delta_colorfulness_of_means"] = abs(
+            means["colorfulness_gt"] - means[f"{prefix}colorfulness"])
+    yield from sorted(means.items())
+    yield "num_examples", self.accumulator.count
+
+
+EVALUATORS: dict[str, type[PerExampleEvaluator]] = {
+    "color_metrics": ColorMetrics,
+}
+
+
+def get_evaluator(name: str, **kwargs: Any) -> Evaluator:
+  """Builds the evaluator registered as `name` with its options."""
+  if name not in EVALUATORS:
+    raise ValueError(f"unknown evaluator {name!r}; choose one of: {', '.join(sorted(EVALUATORS))}")
+  try:
+    return EVALUATORS[name](**kwargs)
+  except TypeError as e:
+    raise ValueError(f"evaluator {name!r} does not take options {sorted(kwargs)}: {e}") from e
