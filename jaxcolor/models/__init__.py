@@ -15,11 +15,27 @@ from typing import Any
 
 import flax.linen as nn
 
-MODELS: dict[str, type[nn.Module]] = {}
+from jaxcolor.models.autoencoder import Autoencoder
+from jaxcolor.models.cnn import CNNBaseline
+from jaxcolor.models.eccv16 import ECCV16
+from jaxcolor.models.hybrid import HybridUNet
+from jaxcolor.models.koalarization import Koalarization
+from jaxcolor.models.resnet_unet import ResNet50UNet
+from jaxcolor.models.unet import UNet
+from jaxcolor.models.vgg_ae import VGG16AE
 
-# --- models trained from scratch (cnn, autoencoder, unet, eccv16) ---
-
-# --- models with pretrained-encoder backbones (vgg16_ae, resnet50_unet, koalarization, hybrid_unet) ---
+MODELS: dict[str, type[nn.Module]] = {
+    # trained from scratch
+    "cnn_baseline": CNNBaseline,  # seed 003 sec. 4
+    "autoencoder": Autoencoder,  # seeds 003 sec. 5 and 001 (target "lab" or "rgb")
+    "unet": UNet,  # seed 000
+    "eccv16": ECCV16,  # Zhang et al. 2016
+    # pretrained-encoder backbones (local Keras .h5 weights, see models.keras_weights)
+    "vgg16_ae": VGG16AE,  # seed 003 sec. 6.1
+    "resnet50_unet": ResNet50UNet,  # seed 004
+    "koalarization": Koalarization,  # seed 003 sec. 6.2 (Deep Koalarization)
+    "hybrid_unet": HybridUNet,  # seed 002
+}
 
 
 def get_model(name: str, **kwargs: Any) -> nn.Module:

@@ -1,0 +1,36 @@
+"""U-Net classification over 313 ab bins with class rebalancing (seed 000; Zhang et al. 2016 targets).
+
+    python -m jaxcolor.main --config=configs/unet_cls.py --workdir=/tmp/unet_cls \
+        --config.dataset=folder:../shared/data/tiny-imagenet-64 --config.data_dir=/tmp/tfds
+    python -m jaxcolor.main --config=configs/unet_cls.py:local --workdir=/tmp/unet_cls_local  # CPU smoke run
+
+Seed 000 trains on 64x64 ImageNet photos; the local variant uses the scikit-image photos, a narrow U-Net and
+a few dozen steps.
+"""
+from configs import default
+
+
+def get_config(variant: str = ""):
+  c = default.get_config()
+  c.model = "unet"
+  c.head = "classification"
+  c.loss = "cross_entropy"
+  c.image_size = 64
+  c.batch_size = 32
+  c.learning_rate = 3e-4
+  c.total_steps = 20_000
+  c.eval_every = 2000
+  c.checkpoint_every = 2000
+  if variant == "local":
+    c.model_kwargs.features = (16, 32, 64)
+    c.batch_size = 8
+    c.image_size = 32
+    c.total_steps = 40
+    c.log_every = 10
+    c.eval_every = 20
+    c.checkpoint_every = 20
+    c.prior_batches = 5
+    c.learning_rate = 1e-3
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r}; choose '' or 'local'")
+  return c

@@ -1,0 +1,103 @@
+"""Config -> model, task, loss and optimizer, with every check done before anything is compiled.
+
+Training, evaluation and colorization all build their objects here, so a config means the same thing to each
+of them, and a mistake (unknown name, a loss that does not fit the head, a batch that does not split over the
+devices) fails in `check_config` with the choices listed, not in the middle of an XLA compilation.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxcolor import color, losses, models, optim, parallel, prior, quantize
+from jaxcolor import task as task_lib
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+HEADS = ("regression", "classification")
+
+
+def _choice(name: str, value: Any, choices) -> None:
+  if value not in choices:
+    raise ValueError(f"config.{name}={value!r} is not valid; choose one of: {', '.join(map(str, choices))}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Validates a training config; raises ValueError naming the field and the valid choices."""
+  _choice("model", config.model, sorted(models.MODELS))
+  _choice("head", config.head, HEADS)
+  _choice("target_space", config.target_space, task_lib.TARGET_SPACES)
+  _choice("compute_dtype", config.compute_dtype, sorted(DTYPES))
+  _choice("parallelism", config.parallelism, parallel.PARALLELISMS)
+  _choice("loss", config.loss, sorted(losses.LOSSES))
+  _choice("decoding", config.decoding, quantize.DECODINGS)
+  need = losses.loss_spec(config.loss).head
+  if need != config.head:
+    fitting = sorted(n for n, s in losses.LOSSES.items() if s.head == config.head)
+    raise ValueError(f"config.loss={config.loss!r} needs head {need!r} but config.head={config.head!r}; "
+                     f"losses for {config.head}: {', '.join(fitting)}")
+  if config.target_space == "rgb" and config.head != "regression":
+    raise ValueError("config.target_space='rgb' needs config.head='regression'")
+  losses.get_loss(config.loss, **config.loss_kwargs.to_dict())  # unknown loss options fail here
+  if config.temperature <= 0:
+    raise ValueError(f"config.temperature must be > 0, got {config.temperature}")
+  if not 0 <= config.rebalance_lambda <= 1:
+    raise ValueError(f"config.rebalance_lambda must be in [0, 1], got {config.rebalance_lambda}")
+  for field in ("total_steps", "batch_size", "image_size", "log_every"):
+    if int(config[field]) <= 0:
+      raise ValueError(f"config.{field} must be > 0, got {config[field]}")
+  parallel.check_batch_size(config.batch_size, config.parallelism)
+  parallel.check_batch_size(config.get("eval_batch_size") or config.batch_size, config.parallelism)
+  optim.check_optim_config(config)
+  model_cls = models.MODELS[config.model]
+  sizes = [config.image_size] + [s for _, s in config.progressive_sizes]
+  stride = model_cls.output_stride
+  for size in sizes:
+    if size % stride:
+      raise ValueError(f"image size {size} is not a multiple of {config.model}'s output stride {stride}")
+  build_model(config, num_bins=2)  # unknown model_kwargs fail here, before any tracing
+
+
+def build_bins(config: ml_collections.ConfigDict) -> quantize.ABBins | None:
+  return quantize.make_bins(config.bin_step, config.bin_extent) if config.head == "classification" else None
+
+
+def build_model(config: ml_collections.ConfigDict, num_bins: int):
+  """The configured Flax module; under pmap its BatchNorm averages statistics over the device axis."""
+  kwargs = dict(config.model_kwargs.to_dict())
+  bn_axis = parallel.PMAP_AXIS if config.get("parallelism", "jit") == "pmap" else None
+  try:
+    return models.get_model(config.model, head=config.head, num_bins=num_bins,
+                            dtype=DTYPES[config.compute_dtype], bn_axis_name=bn_axis, **kwargs)
+  except TypeError as e:
+    raise ValueError(f"config.model_kwargs {sorted(kwargs)} do not fit model {config.model!r}: {e}") from e
+
+
+def build_task(config: ml_collections.ConfigDict, bins: quantize.ABBins | None,
+               prior_p: np.ndarray | None) -> task_lib.ColorTask:
+  """The targets / decoding of the run; rebalancing weights come from `prior_p` when given."""
+  weights = None
+  if config.head == "classification" and config.rebalance:
+    if prior_p is None:
+      raise ValueError("rebalancing needs the ab prior")
+    weights = np.asarray(prior.rebalance_weights(jnp.asarray(prior_p), config.rebalance_lambda))
+  return task_lib.ColorTask(head=config.head, target_space=config.target_space,
+                            output_stride=models.MODELS[config.model].output_stride, bins=bins,
+                            class_weights=weights, soft_k=config.soft_k, soft_sigma=config.soft_sigma,
+                            decoding=config.decoding, temperature=config.temperature)
+
+
+def build_loss(config: ml_collections.ConfigDict):
+  return losses.get_loss(config.loss, **config.loss_kwargs.to_dict())
+
+
+def estimate_prior(config: ml_collections.ConfigDict, bins: quantize.ABBins, batches) -> np.ndarray:
+  """Smoothed empirical prior from `config.prior_batches` uint8 RGB batches (Lab on device)."""
+  acc = prior.PriorAccumulator(bins)
+  to_ab = jax.jit(lambda x: color.rgb_to_lab(x)[..., 1:])
+  for _, batch in zip(range(config.prior_batches), batches):
+    acc.add(to_ab(batch["image"]), np.asarray(batch["mask"])[:, None, None])
+  return np.asarray(acc.prior())

@@ -1,0 +1,225 @@
+"""The training loop: `train_and_evaluate(config, workdir)`.
+
+Order of business: check the config (nothing compiles before it passes), build model / task / optimizer,
+write the run's artifacts (config.json, ab bins, prior), create the state already sharded, resume from the
+newest restorable checkpoint, then step. Steps run under `jax.jit` over a device mesh (default) or `jax.pmap`;
+see `jaxcolor.parallel`. Metrics go to TensorBoard (clu) and the console; evaluators run every `eval_every`
+steps and at the end; a NaN/Inf loss stops the run before a bad state is saved; SIGTERM saves and exits.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from jaxcolor import builders, checkpoint, color, evaluators, input_pipeline, optim, parallel, prefetch, steps
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or Inf; the last checkpoint saved before it is left as the newest."""
+
+
+def _prepare_prior(config, workdir: pathlib.Path, bins):
+  """The run's ab prior: the one saved with the run, else config.prior_path, else estimated from data."""
+  if bins is None or not config.rebalance:
+    return None
+  if (workdir / checkpoint.PRIOR_FILE).exists():
+    return checkpoint.load_run_artifacts(workdir).prior
+  if config.prior_path:
+    from jaxcolor import prior as prior_lib
+    p, saved_bins = prior_lib.load_prior(config.prior_path)
+    if saved_bins.num_bins != bins.num_bins or not np.allclose(saved_bins.centers, bins.centers):
+      raise ValueError(f"{config.prior_path}: its {saved_bins.num_bins} bins differ from the config's "
+                       f"{bins.num_bins}")
+    return np.asarray(p)
+  t = time.time()
+  batches = input_pipeline.train_dataset(config).as_numpy_iterator()
+  p = builders.estimate_prior(config, bins, batches)
+  logging.info("estimated the ab prior from %d batches in %.1fs", config.prior_batches, time.time() - t)
+  return p
+
+
+def _sample_grid(images: np.ndarray, pred_ab: np.ndarray) -> np.ndarray:
+  """Rows of input L | prediction | ground truth, (1, n * H, 3 * W, 3) float in [0, 1]."""
+  l, _ = color.rgb_to_l_ab(images)
+  gray = color.l_ab_to_rgb(l, jnp.zeros_like(pred_ab))
+  pred = color.l_ab_to_rgb(l, pred_ab)
+  rows = np.concatenate([np.asarray(gray), np.asarray(pred), images / 255.0], axis=2)  # (n, H, 3W, 3)
+  return rows.reshape(1, -1, rows.shape[2], 3)
+
+
+class Trainer:
+  """Holds the compiled steps for one config; `run` is the loop."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    builders.check_config(config)
+    self.config = config
+    self.workdir = pathlib.Path(workdir).expanduser()
+    self.workdir.mkdir(parents=True, exist_ok=True)
+    self.bins = builders.build_bins(config)
+    self.prior = _prepare_prior(config, self.workdir, self.bins)
+    checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior)
+    self.task = builders.build_task(config, self.bins, self.prior)
+    self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
+    self.loss_fn = builders.build_loss(config)
+    self.mesh = parallel.make_mesh()
+    self.pmap = config.parallelism == "pmap"
+
+  def init_state(self) -> steps.TrainState:
+    """Parameters created directly with their final sharding (replicated on the mesh)."""
+    size = self.config.image_size
+    example = jnp.zeros((1, size, size, 3), jnp.float32)
+    params_shape = jax.eval_shape(lambda: self.model.init(jax.random.key(0), example[..., :1], train=False))
+    self.tx = optim.make_optimizer(self.config, params_shape["params"])
+    init = functools.partial(steps.init_state, model=self.model, tx=self.tx, image_shape=example.shape)
+    return jax.jit(init, out_shardings=parallel.replicated(self.mesh))(steps.make_rng(self.config.seed))
+
+  def compile_steps(self) -> None:
+    step = functools.partial(steps.train_step, model=self.model, tx=self.tx, task=self.task,
+                             loss_fn=self.loss_fn, pass_loss_to_optimizer=optim.needs_value(self.config))
+    if self.pmap:
+      self.train_step = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS),
+                                 axis_name=parallel.PMAP_AXIS, donate_argnums=(0,))
+    else:
+      rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
+      self.train_step = jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
+    # Evaluation always runs under jit on the mesh (a pmap state is unreplicated first).
+    predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task)
+    self.predict_ab = jax.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
+
+  def variables(self, state: steps.TrainState) -> dict[str, Any]:
+    if self.pmap:
+      state = jax.device_put(parallel.unreplicate(state), parallel.replicated(self.mesh))
+    return {"params": state.params, "batch_stats": state.batch_stats}
+
+  def evaluate(self, state, step: int, writer) -> dict[str, float]:
+    """Runs the configured evaluators over the eval split; writes scalars and a sample grid."""
+    variables = self.variables(state)
+    predict_fn = functools.partial(self.predict_ab, variables)
+    data = input_pipeline.eval_dataset(self.config)
+    limit = self.config.eval_batches or data.num_steps
+    batches = [b for _, b in zip(range(limit), data.dataset.as_numpy_iterator())]
+    sharding = parallel.batch_sharded(self.mesh)
+    results: dict[str, float] = {}
+    for name in self.config.evals:
+      ev = evaluators.get_evaluator(name)
+      for key, value in ev.run(predict_fn, (prefetch.to_global(b, sharding) for b in batches)):
+        results[f"{name}/{key}"] = float(value)
+    writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
+    n = min(self.config.num_sample_images, len(batches[0]["image"]))
+    images = batches[0]["image"][:n]
+    grid = _sample_grid(images, np.asarray(predict_fn(images)))
+    writer.write_images(step, {"samples/L_prediction_truth": grid})
+    out = self.workdir / "samples"
+    out.mkdir(exist_ok=True)
+    from PIL import Image
+    Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()) if "/gray/" not in k)
+    logging.info("eval at step %d: %s", step, summary)
+    return results
+
+
+def _check_finite(host_metrics: list[dict[str, np.ndarray]], step: int, ckpt, workdir) -> None:
+  """Raises NonFiniteLossError if any step since the last check had a NaN/Inf loss."""
+  if all(bool(np.all(m["finite"])) for m in host_metrics):
+    return
+  raise NonFiniteLossError(
+      f"the loss became NaN or Inf at or before step {step}; stopping without saving. The newest checkpoint "
+      f"in {workdir / checkpoint.CHECKPOINT_DIR} is from step {ckpt.latest_step()}. Lower the learning rate "
+      f"or set grad_clip_norm.")
+
+
+def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool:
+  """Updates best / patience in `meta`; True when the metric has not improved for `patience` evals."""
+  name = config.early_stopping_metric
+  if not name:
+    return False
+  if name not in results:
+    raise ValueError(f"early_stopping_metric {name!r} is not reported; metrics: {', '.join(sorted(results))}")
+  value = results[name]
+  best = meta.get("best")
+  better = best is None or (value < best if config.early_stopping_mode == "min" else value > best)
+  meta["best"] = value if better else best
+  meta["evals_since_best"] = 0 if better else meta.get("evals_since_best", 0) + 1
+  return meta["evals_since_best"] >= config.early_stopping_patience
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
+  """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state."""
+  trainer = Trainer(config, workdir)
+  wd = trainer.workdir
+  if jax.process_index() == 0:
+    (wd / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+  writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
+  state = trainer.init_state()
+  ckpt = checkpoint.Checkpointer(wd, keep=config.keep_checkpoints, save_every=config.checkpoint_every,
+                                 async_save=config.async_checkpoints)
+  meta: dict[str, Any] = {}
+  if ckpt.latest_step() is not None:
+    state, meta, start = ckpt.restore(checkpoint.abstract_state(state))
+    meta = dict(meta)
+    logging.info("resumed from step %d in %s", start, wd)
+  start = int(state.step)
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info("model %s (%s head): %.2fM parameters, %d devices, %s", config.model, config.head,
+               n_params / 1e6, jax.device_count(), config.parallelism)
+  trainer.compile_steps()
+  if trainer.pmap:
+    state = parallel.replicate(jax.device_get(state))
+  previous_handler = checkpoint.install_sigterm_handler()
+
+  host_batches = input_pipeline.train_dataset(config, start_step=start).as_numpy_iterator()
+  if trainer.pmap:
+    batches = (parallel.shard_for_pmap(b) for b in host_batches)
+  else:
+    batches = prefetch.prefetch_to_device(host_batches, parallel.batch_sharded(trainer.mesh), config.prefetch)
+  lr_fn = optim.learning_rate_fn(config)
+  pending: list[dict[str, jax.Array]] = []
+  t_start = t_last = time.time()
+  step = step_last = start
+  try:
+    for step in range(start + 1, config.total_steps + 1):
+      state, metrics = trainer.train_step(state, next(batches))
+      pending.append(metrics)
+      is_last = step == config.total_steps
+      stop = False
+      if (config.eval_every and step % config.eval_every == 0) or is_last:
+        results = trainer.evaluate(state, step, writer)
+        stop = _early_stop(config, results, meta)
+      save = (step % config.checkpoint_every == 0 or is_last or stop or ckpt.should_stop()
+              or ckpt.reached_preemption(step))
+      if step % config.log_every == 0 or save:
+        host, pending = jax.device_get(pending), []
+        _check_finite(host, step, ckpt, wd)  # before any save: a NaN state is never written
+        dt, n = time.time() - t_last, step - step_last
+        ips = n * config.batch_size / max(dt, 1e-9)
+        loss = float(np.mean([np.mean(m["loss"]) for m in host]))
+        writer.write_scalars(step, {"train/loss": loss, "train/lr": float(lr_fn(step)),
+                                    "train/images_per_sec": ips,
+                                    "train/grad_norm": float(np.mean([np.mean(m["grad_norm"]) for m in host]))})
+        logging.info("step %d/%d loss %.4f %.1f img/s eta %.0fs", step, config.total_steps, loss, ips,
+                     (config.total_steps - step) * dt / max(n, 1))
+        t_last, step_last = time.time(), step
+      if save:
+        ckpt.maybe_save(step, parallel.unreplicate(state) if trainer.pmap else state, meta, force=True)
+      if stop or ckpt.should_stop():
+        logging.info("stopping at step %d (%s)", step, "early stopping" if stop else "preemption")
+        break
+    writer.flush()
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    if previous_handler is not None:
+      signal.signal(signal.SIGTERM, previous_handler)
+  logging.info("trained %d steps in %.1fs", step - start, time.time() - t_start)
+  return parallel.unreplicate(state) if trainer.pmap else state
