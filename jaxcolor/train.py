@@ -82,7 +82,17 @@ class Trainer:
     params_shape = jax.eval_shape(lambda: self.model.init(jax.random.key(0), example[..., :1], train=False))
     self.tx = optim.make_optimizer(self.config, params_shape["params"])
     init = functools.partial(steps.init_state, model=self.model, tx=self.tx, image_shape=example.shape)
-    return jax.jit(init, out_shardings=parallel.replicated(self.mesh))(steps.make_rng(self.config.seed))
+    state = jax.jit(init, out_shardings=parallel.replicated(self.mesh))(steps.make_rng(self.config.seed))
+    weights = self.config.pretrained.to_dict()
+    if weights:  # ImageNet encoders from local Keras .h5 files (never downloaded)
+      from jaxcolor.models import keras_weights
+      loaded = keras_weights.load_pretrained(
+          self.model, {"params": state.params, "batch_stats": state.batch_stats}, weights)
+      params = jax.device_put(loaded["params"], parallel.replicated(self.mesh))
+      state = state.replace(params=params, opt_state=self.tx.init(params),
+                            batch_stats=jax.device_put(loaded["batch_stats"], parallel.replicated(self.mesh)))
+      logging.info("loaded pretrained encoders: %s", ", ".join(f"{k}={v}" for k, v in weights.items()))
+    return state
 
   def compile_steps(self) -> None:
     step = functools.partial(steps.train_step, model=self.model, tx=self.tx, task=self.task,
