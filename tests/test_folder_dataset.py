@@ -1,6 +1,5 @@
 """Folder -> TFDS builds: decode checks, colorfulness filter, report of bad files, caching."""
 import pathlib
-import shutil
 import struct
 import zlib
 

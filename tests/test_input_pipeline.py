@@ -1,6 +1,5 @@
 """tf.data pipeline on small real subsets of ../shared/data and on tfds.testing.mock_data."""
 import math
-import pathlib
 
 import jax
 import ml_collections

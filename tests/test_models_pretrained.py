@@ -10,7 +10,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from jaxcolor.models import MODELS, get_model
@@ -162,42 +161,3 @@ def test_load_pretrained_errors_name_file_and_layer(tmp_path):
     kw.load_pretrained(model, variables, {"resnet": vgg_file})  # a VGG16 file given for the ResNet50V2 encoder
   with pytest.raises(ValueError, match="no pretrained encoder 'inception'"):
     kw.load_pretrained(model, variables, {"inception": vgg_file})
-
-
-def _zeros_params(name: str):
-  shapes = jax.eval_shape(lambda: tiny(name).init(jax.random.key(0), l_input(), train=False))["params"]
-  return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
-def test_encoder_mask():
-  params = _zeros_params("hybrid_unet")
-  mask = kw.encoder_mask(params, MODELS["hybrid_unet"].encoder_names)
-  assert jax.tree_util.tree_structure(mask) == jax.tree_util.tree_structure(params)
-  for top, sub in mask.items():
-    assert all(m == (top in ("vgg", "resnet")) for m in jax.tree_util.tree_leaves(sub)), top
-  # Usable directly as an optax mask: only the encoders get weight decay here.
-  tx = optax.masked(optax.add_decayed_weights(1.0), mask)
-  ones = jax.tree_util.tree_map(jnp.ones_like, params)
-  updates, _ = jit(tx.update)(jax.tree_util.tree_map(jnp.zeros_like, params), tx.init(ones), ones)
-  assert float(updates["vgg"]["block1_conv1"]["kernel"].max()) == 1.0
-  assert float(updates["head"]["proj"]["kernel"].max()) == 0.0
-
-
-@pytest.mark.parametrize("inner", [optax.sgd(0.1), optax.adam(0.1)], ids=["sgd", "adam"])
-def test_encoders_frozen_for_first_steps(inner):
-  params = _zeros_params("vgg16_ae")
-  tx = kw.with_frozen_encoders(inner, params, MODELS["vgg16_ae"].encoder_names, steps=2)
-  state = tx.init(params)
-  grads = jax.tree_util.tree_map(jnp.ones_like, params)
-  step = jit(tx.update)
-  history = []
-  for _ in range(3):
-    updates, state = step(grads, state, params)
-    params = optax.apply_updates(params, updates)
-    history.append((float(jnp.abs(params["vgg"]["block1_conv1"]["kernel"]).max()),
-                    float(jnp.abs(params["dec0"]["Conv_0"]["kernel"]).max())))
-  (enc1, dec1), (enc2, dec2), (enc3, dec3) = history
-  assert enc1 == 0.0 and enc2 == 0.0 and enc3 > 0.0  # frozen for 2 updates, then trained
-  assert 0.0 < dec1 < dec2 < dec3  # the rest trains from the first update
-  # Once thawed, the encoder's first update equals the decoder's first one (inner state held while frozen).
-  np.testing.assert_allclose(enc3, dec1, rtol=1e-6)

@@ -1,4 +1,6 @@
-"""Keras-applications compatibility for the pretrained encoders: input preprocessing, HDF5 weights, freezing.
+"""Keras-applications compatibility for the pretrained encoders: input preprocessing and HDF5 weights.
+
+Freezing encoders for the first N steps lives in `jaxcolor.optim` (config.freeze_prefixes / freeze_steps).
 
 The encoders in `vgg.py`, `resnet.py` and `inception_resnet_v2.py` reproduce `keras.applications` VGG16,
 ResNet50, ResNet50V2 and InceptionResNetV2 (include_top=False) layer for layer, so the ImageNet weights that
@@ -35,7 +37,6 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxcolor.color import linear_to_srgb
 
@@ -329,63 +330,3 @@ def load_pretrained(model: Any, variables: Mapping[str, Any], weights: Mapping[s
     for col, tree in loaded.items():
       out[col][name] = tree
   return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Freezing the encoders for the first steps
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def encoder_mask(params: Any, encoder_names: Sequence[str]) -> Any:
-  """Pytree of bools shaped like `params`: True for the leaves under the top-level `encoder_names` submodules.
-
-  Usable as an optax mask (`optax.masked`) or, via `encoder_labels`, with `optax.multi_transform`.
-  """
-  names = set(encoder_names)
-
-  def is_encoder(keypath: tuple[Any, ...], _: Any) -> bool:
-    first = keypath[0]
-    key = getattr(first, "key", getattr(first, "name", first))
-    return key in names
-
-  return jax.tree_util.tree_map_with_path(is_encoder, params)
-
-
-def encoder_labels(params: Any, encoder_names: Sequence[str]) -> Any:
-  """Like `encoder_mask`, with the labels "encoder" / "rest" that `optax.multi_transform` expects."""
-  return jax.tree_util.tree_map(lambda m: "encoder" if m else "rest", encoder_mask(params, encoder_names))
-
-
-class FreezeState(NamedTuple):
-  count: jax.Array  # updates seen so far
-  inner: Any  # state of the wrapped transformation
-
-
-def freeze_for_steps(inner: optax.GradientTransformation, steps: int) -> optax.GradientTransformation:
-  """Emits zero updates for the first `steps` updates, then behaves as `inner`.
-
-  While frozen, `inner`'s state is held at its initial value (Adam moments do not accumulate gradients of frozen
-  parameters, and a schedule inside `inner` starts counting when the parameters thaw).
-  """
-
-  def init(params: Any) -> FreezeState:
-    return FreezeState(jnp.zeros([], jnp.int32), inner.init(params))
-
-  def update(updates: Any, state: FreezeState, params: Any = None) -> tuple[Any, FreezeState]:
-    new_updates, new_inner = inner.update(updates, state.inner, params)
-    frozen = state.count < steps
-    new_updates = jax.tree_util.tree_map(lambda u: jnp.where(frozen, jnp.zeros_like(u), u), new_updates)
-    new_inner = jax.tree_util.tree_map(lambda old, new: jnp.where(frozen, old, new), state.inner, new_inner)
-    return new_updates, FreezeState(optax.safe_increment(state.count), new_inner)
-
-  return optax.GradientTransformation(init, update)
-
-
-def with_frozen_encoders(tx: optax.GradientTransformation, params: Any, encoder_names: Sequence[str],
-                         steps: int) -> optax.GradientTransformation:
-  """`tx` for all parameters, but the encoders' parameters stay fixed for the first `steps` updates.
-
-  Use the model's `encoder_names` class attribute; `steps=0` trains everything from the start.
-  """
-  return optax.multi_transform({"encoder": freeze_for_steps(tx, steps), "rest": tx},
-                               encoder_labels(params, encoder_names))
