@@ -35,8 +35,12 @@ def get_config() -> ml_collections.ConfigDict:
   # Data (jaxcolor.input_pipeline): the embedded scikit-image photos work offline.
   c.dataset = "skimage_photos"
   c.data_dir = "~/tensorflow_datasets"
+  c.train_split = ml_collections.config_dict.placeholder(str)  # None: the dataset's own
+  c.eval_split = ml_collections.config_dict.placeholder(str)
   c.image_size = 64
+  c.eval_image_size = ml_collections.config_dict.placeholder(int)  # None: image_size
   c.batch_size = 16  # global batch, split over processes and devices
+  c.eval_batch_size = ml_collections.config_dict.placeholder(int)  # None: batch_size
   c.seed = 0
   c.augment = ml_collections.ConfigDict(dict(random_resized_crop=True, crop_area=(0.25, 1.0), flip=True,
                                              rotation_degrees=0.0, zoom=0.0))

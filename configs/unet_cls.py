@@ -13,6 +13,7 @@ from configs import default
 def get_config(variant: str = ""):
   c = default.get_config()
   c.model = "unet"
+  c.model_kwargs.features = (64, 128, 256, 512)  # seed 000's U-Net; narrower: --config.model_kwargs.features
   c.head = "classification"
   c.loss = "cross_entropy"
   c.image_size = 64
