@@ -45,8 +45,25 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
   t = time.time()
   batches = input_pipeline.train_dataset(config).as_numpy_iterator()
   p = builders.estimate_prior(config, bins, batches)
+  if jax.process_count() > 1:
+    # Each process saw its own data; all use the mean (equal pixel counts). Process 0 writes prior.npz only
+    # after this gather, so no process can have found that file above while another estimates.
+    from jax.experimental import multihost_utils
+    p = np.mean(multihost_utils.process_allgather(np.asarray(p, np.float32)), axis=0)
   logging.info("estimated the ab prior from %d batches in %.1fs", config.prior_batches, time.time() - t)
   return p
+
+
+def _check_same_config(config, workdir: pathlib.Path) -> None:
+  """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
+  path = workdir / checkpoint.CONFIG_FILE
+  if not path.exists():
+    return
+  old, new = json.loads(path.read_text()), json.loads(json.dumps(config.to_dict()))
+  if old != new:
+    differ = ", ".join(checkpoint._diff_keys(old, new))  # pylint: disable=protected-access
+    raise ValueError(f"{path} holds a different config (keys differ: {differ}); use another workdir to start "
+                     "a new run")
 
 
 def _sample_grid(images: np.ndarray, pred_ab: np.ndarray) -> np.ndarray:
@@ -66,6 +83,7 @@ class Trainer:
     self.config = config
     self.workdir = pathlib.Path(workdir).expanduser()
     self.workdir.mkdir(parents=True, exist_ok=True)
+    _check_same_config(config, self.workdir)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
     checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior)
@@ -83,7 +101,9 @@ class Trainer:
     self.tx = optim.make_optimizer(self.config, params_shape["params"])
     init = functools.partial(steps.init_state, model=self.model, tx=self.tx, image_shape=example.shape)
     state = jax.jit(init, out_shardings=parallel.replicated(self.mesh))(steps.make_rng(self.config.seed))
-    weights = self.config.pretrained.to_dict()
+    # An empty path keeps that encoder's random init: configs list every encoder with "" so that
+    # `--config.pretrained.<name>=/path.h5` can set it (config_flags cannot add new keys).
+    weights = {k: v for k, v in self.config.pretrained.to_dict().items() if v}
     if weights:  # ImageNet encoders from local Keras .h5 files (never downloaded)
       from jaxcolor.models import keras_weights
       loaded = keras_weights.load_pretrained(
@@ -149,6 +169,12 @@ def _check_finite(host_metrics: list[dict[str, np.ndarray]], step: int, ckpt, wo
       f"or set grad_clip_norm.")
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  """True when every array in `tree` is free of NaN and Inf."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool:
   """Updates best / patience in `meta`; True when the metric has not improved for `patience` evals."""
   name = config.early_stopping_metric
@@ -180,6 +206,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     meta = dict(meta)
     logging.info("resumed from step %d in %s", start, wd)
   start = int(state.step)
+  if meta.get("early_stopped_at") is not None:
+    logging.info("the run in %s stopped early at step %d; nothing to train", wd, meta["early_stopped_at"])
+    ckpt.close()
+    return state
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("model %s (%s head): %.2fM parameters, %d devices, %s", config.model, config.head,
                n_params / 1e6, jax.device_count(), config.parallelism)
@@ -202,15 +232,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       state, metrics = trainer.train_step(state, next(batches))
       pending.append(metrics)
       is_last = step == config.total_steps
-      stop = False
-      if (config.eval_every and step % config.eval_every == 0) or is_last:
-        results = trainer.evaluate(state, step, writer)
-        stop = _early_stop(config, results, meta)
-      save = (step % config.checkpoint_every == 0 or is_last or stop or ckpt.should_stop()
-              or ckpt.reached_preemption(step))
-      if step % config.log_every == 0 or save:
+      eval_now = bool(config.eval_every and step % config.eval_every == 0) or is_last
+      # Read once per step: a SIGTERM arriving later in this step must not skip the save and still stop.
+      preempted = ckpt.should_stop() or ckpt.reached_preemption(step)
+      save = step % config.checkpoint_every == 0 or is_last or preempted
+      if step % config.log_every == 0 or save or eval_now:
         host, pending = jax.device_get(pending), []
-        _check_finite(host, step, ckpt, wd)  # before any save: a NaN state is never written
+        _check_finite(host, step, ckpt, wd)  # before any eval or save: no NaN state is written
         dt, n = time.time() - t_last, step - step_last
         ips = n * config.batch_size / max(dt, 1e-9)
         loss = float(np.mean([np.mean(m["loss"]) for m in host]))
@@ -220,9 +248,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         logging.info("step %d/%d loss %.4f %.1f img/s eta %.0fs", step, config.total_steps, loss, ips,
                      (config.total_steps - step) * dt / max(n, 1))
         t_last, step_last = time.time(), step
-      if save:
+      stop = False
+      if eval_now:
+        results = trainer.evaluate(state, step, writer)
+        stop = _early_stop(config, results, meta)
+        if stop:
+          meta["early_stopped_at"] = step  # a relaunch of the finished run does not train on
+      if save or stop:
+        if not bool(_all_finite((state.params, state.batch_stats))):  # loss k predates update k
+          raise NonFiniteLossError(
+              f"the parameters became NaN or Inf at or before step {step} (the loss was still finite); "
+              f"stopping without saving. The newest checkpoint in {wd / checkpoint.CHECKPOINT_DIR} is from "
+              f"step {ckpt.latest_step()}. Lower the learning rate or set grad_clip_norm.")
         ckpt.maybe_save(step, parallel.unreplicate(state) if trainer.pmap else state, meta, force=True)
-      if stop or ckpt.should_stop():
+      if stop or preempted:
         logging.info("stopping at step %d (%s)", step, "early stopping" if stop else "preemption")
         break
     writer.flush()

@@ -1,0 +1,256 @@
+"""Colorize photos with a trained run: python -m jaxcolor.colorize --workdir=RUN INPUT... --out=DIR.
+
+    python -m jaxcolor.colorize --workdir=/tmp/w1 photos/ old/*.jpg --out=/tmp/colorized [--step=N]
+        [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
+        [--overwrite] [--sheet] [--max_pixels=100000000]
+
+INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
+with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
+and re-attached). The model sees the L of the photo resized to `size` x `size`; the predicted ab is upsampled
+bilinearly to the full resolution and merged with the photo's own full-resolution L, so the output keeps every
+detail of the input's lightness. Outputs are `<out>/<stem>.<format>` (PNG whenever there is alpha), plus
+`<stem>_sheet.png` (input | output) with --sheet. Existing outputs are kept unless --overwrite. Unreadable
+files are reported with the reason and skipped; the exit status is 1 if any input failed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import glob
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_PIXELS = 100_000_000
+FORMATS = {"png": "PNG", "jpg": "JPEG"}
+
+
+@dataclasses.dataclass
+class Result:
+  """What happened to one input: status "done", "kept" (output existed) or "failed" (with `reason`)."""
+  path: str
+  status: str
+  output: str | None = None
+  reason: str | None = None
+
+
+def expand_inputs(inputs: Sequence[str]) -> tuple[list[pathlib.Path], list[Result]]:
+  """Files, folders (recursive) and globs -> (files in order without repeats, failures for unmatched inputs)."""
+  files, missing, seen = [], [], set()
+  for item in inputs:
+    p = pathlib.Path(item)
+    if p.is_dir():
+      found = sorted(f for f in p.rglob("*")
+                     if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+    elif p.is_file():
+      found = [p]
+    else:
+      found = sorted(pathlib.Path(m) for m in glob.glob(item, recursive=True) if pathlib.Path(m).is_file())
+      if not found:
+        missing.append(Result(item, "failed", reason="no such file, folder or matching glob"))
+    for f in found:
+      if f.resolve() not in seen:
+        seen.add(f.resolve())
+        files.append(f)
+  return files, missing
+
+
+def load_photo(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+  """File -> (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None); raises ValueError/OSError with the reason."""
+  from jaxcolor.folder_dataset import _to_rgb
+  try:
+    img = Image.open(path)
+  except Image.UnidentifiedImageError as e:
+    raise ValueError("not an image: unknown or unsupported format") from e
+  with img:
+    w, h = img.size
+    if w * h > max_pixels:
+      raise ValueError(f"too large: {w}x{h} = {w * h / 1e6:.1f} MP > --max_pixels {max_pixels / 1e6:.1f} MP")
+    img = ImageOps.exif_transpose(img)  # returns a copy without the orientation tag: _to_rgb won't redo it
+    alpha = None
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+      alpha = np.asarray(img.convert("RGBA"))[..., 3].copy()
+    rgb = _to_rgb(img)  # full decode: truncated files fail here
+  return rgb, alpha
+
+
+class Colorizer:
+  """A restored run: config, model, task and variables, with a jitted (B, S, S, 3) uint8 -> ab predictor."""
+
+  def __init__(self, workdir: str, step: int | None = None, size: int | None = None,
+               temperature: float | None = None, decoding: str | None = None):
+    import jax
+    import ml_collections
+    from jaxcolor import builders, checkpoint, color, models, steps
+    arts = checkpoint.load_run_artifacts(workdir)
+    self.config = ml_collections.ConfigDict(arts.config)
+    self.bins = arts.bins
+    num_bins = arts.bins.num_bins if arts.bins is not None else 2
+    self.model = builders.build_model(self.config, num_bins)
+    self.task = builders.build_task(self.config, arts.bins, arts.prior)
+    stride = models.MODELS[self.config.model].output_stride
+    self.size = int(size or self.config.image_size)
+    if self.size <= 0 or self.size % stride:
+      raise ValueError(f"--size={self.size} must be a positive multiple of {self.config.model}'s stride {stride}")
+    state, _, self.step = checkpoint.Checkpointer(workdir, read_only=True).restore(None, step=step)
+    variables = {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}
+    self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
+
+    def predict(variables: Any, rgb_small: Any) -> Any:
+      l = color.rgb_to_l_ab(rgb_small)[0]
+      return steps.predict_ab_from_l(variables, l, model=self.model, task=self.task, decoding=decoding,
+                                     temperature=temperature)
+    self._predict = jax.jit(predict)
+
+  def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
+    """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile)."""
+    small = [np.asarray(Image.fromarray(x).resize((self.size, self.size), Image.BICUBIC)) for x in rgbs]
+    out = []
+    for i in range(0, len(small), batch_size):
+      chunk = small[i:i + batch_size]
+      pad = [np.zeros_like(chunk[0])] * (batch_size - len(chunk))
+      out.extend(np.asarray(self._predict(self.variables, np.stack(chunk + pad)))[:len(chunk)])
+    return out
+
+
+def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+  """The photo's full-resolution L + ab upsampled bilinearly to its size -> uint8 RGB (H, W, 3)."""
+  return np.asarray(_merge(rgb, ab_small))
+
+
+@functools.cache
+def _merge_fn():
+  import jax
+  import jax.numpy as jnp
+  from jaxcolor import color, task
+
+  def merge_(rgb, ab_small):  # one jit (one compile per image size), not one per eager op
+    h, w = rgb.shape[:2]
+    l = color.rgb_to_l_ab(rgb)[0]
+    ab = task.upsample(ab_small[None], h, w)[0]
+    # Out-of-gamut ab would be clipped in RGB, which changes L: shrink the chroma of those pixels (bisection
+    # on a per-pixel factor; gray, factor 0, is always in gamut) so the output keeps the input's lightness.
+    in_gamut = lambda s: jnp.abs(color.rgb_to_l_ab(color.l_ab_to_rgb(l, ab * s))[0] - l) < 0.25
+    lo, hi = jnp.zeros_like(l), jnp.ones_like(l)
+    for _ in range(8):
+      mid = (lo + hi) / 2
+      ok = in_gamut(mid)
+      lo, hi = jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
+    scale = jnp.where(in_gamut(jnp.ones_like(l)), 1.0, lo)
+    out = color.l_ab_to_rgb(l, ab * scale)
+    return jnp.clip(jnp.round(out * 255.0), 0, 255).astype(jnp.uint8)
+  return jax.jit(merge_)
+
+
+def _merge(rgb, ab_small):
+  return _merge_fn()(rgb, ab_small)
+
+
+def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> None:
+  img = Image.fromarray(rgb)
+  if alpha is not None:
+    img = img.convert("RGBA")
+    img.putalpha(Image.fromarray(alpha))
+  tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written output under the final name
+  img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+  tmp.replace(path)
+
+
+def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *, batch_size: int = 8,
+                   fmt: str = "png", overwrite: bool = False, sheet: bool = False,
+                   max_pixels: int = DEFAULT_MAX_PIXELS, log=sys.stderr) -> list[Result]:
+  """Colorizes every photo of `inputs` into `out_dir`; returns one Result per input (none raises)."""
+  if fmt not in FORMATS:
+    raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  files, results = expand_inputs(inputs)
+  for r in results:
+    print(f"FAILED {r.path}: {r.reason}", file=log)
+  claimed: dict[pathlib.Path, pathlib.Path] = {}
+  todo: list[tuple[pathlib.Path, pathlib.Path, np.ndarray, np.ndarray | None]] = []
+  n = len(files)
+
+  def flush() -> None:
+    abs_ = colorizer.predict_ab([t[2] for t in todo], batch_size)
+    for (src, dst, rgb, alpha), ab in zip(todo, abs_):
+      try:
+        rgb_out = merge(rgb, ab)
+        _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt])
+        if sheet:
+          _save(out / f"{src.stem}_sheet.png", np.concatenate([rgb, rgb_out], axis=1), None, "PNG")
+        results.append(Result(str(src), "done", str(dst)))
+        print(f"[{len(results)}/{n}] {src} -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})", file=log)
+      except Exception as e:  # pylint: disable=broad-except  # e.g. disk full: report, go on
+        results.append(Result(str(src), "failed", reason=f"cannot write {dst}: {type(e).__name__}: {e}"))
+        print(f"FAILED {src}: {results[-1].reason}", file=log)
+    todo.clear()
+
+  for src in files:
+    try:
+      rgb, alpha = load_photo(src, max_pixels)
+    except Exception as e:  # pylint: disable=broad-except  # PIL raises many types for bad files
+      reason = str(e) if isinstance(e, ValueError) else f"cannot decode: {type(e).__name__}: {e}"
+      results.append(Result(str(src), "failed", reason=reason))
+      print(f"FAILED {src}: {reason}", file=log)
+      continue
+    dst = out / f"{src.stem}.{'png' if alpha is not None else fmt}"
+    if dst in claimed:
+      results.append(Result(str(src), "failed", reason=f"{claimed[dst]} already writes {dst} (same stem)"))
+      print(f"FAILED {src}: {results[-1].reason}", file=log)
+      continue
+    claimed[dst] = src
+    if dst.exists() and not overwrite:
+      results.append(Result(str(src), "kept", str(dst)))
+      print(f"[{len(results)}/{n}] {src}: kept existing {dst} (use --overwrite to replace)", file=log)
+      continue
+    todo.append((src, dst, rgb, alpha))
+    if len(todo) == batch_size:
+      flush()
+  if todo:
+    flush()
+  return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(prog="python -m jaxcolor.colorize", description=__doc__.splitlines()[0])
+  p.add_argument("inputs", nargs="+", help="photos, folders (recursive) or glob patterns")
+  p.add_argument("--workdir", required=True, help="training run directory")
+  p.add_argument("--out", required=True, help="output folder")
+  p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
+  p.add_argument("--temperature", type=float, default=None, help="classification decoding temperature")
+  p.add_argument("--decoding", default=None, choices=("mode", "mean", "annealed_mean"), help="classification decoding (default: the run's)")
+  p.add_argument("--size", type=int, default=None, help="model input size (default: config.image_size)")
+  p.add_argument("--batch_size", type=int, default=8)
+  p.add_argument("--format", default="png", choices=sorted(FORMATS))
+  p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+  p.add_argument("--sheet", action="store_true", help="also write <stem>_sheet.png (input | output)")
+  p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+  args = p.parse_args(argv)
+  if args.temperature is not None and args.temperature <= 0:
+    p.error(f"--temperature must be > 0, got {args.temperature}")
+  if args.batch_size <= 0:
+    p.error(f"--batch_size must be > 0, got {args.batch_size}")
+  try:
+    colorizer = Colorizer(args.workdir, step=args.step, size=args.size, temperature=args.temperature,
+                          decoding=args.decoding)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  results = colorize_files(colorizer, args.inputs, args.out, batch_size=args.batch_size, fmt=args.format,
+                           overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels)
+  count = {s: sum(r.status == s for r in results) for s in ("done", "kept", "failed")}
+  print(f"{count['done']} colorized, {count['kept']} kept, {count['failed']} failed", file=sys.stderr)
+  for r in results:
+    if r.status == "failed":
+      print(f"  failed: {r.path}: {r.reason}", file=sys.stderr)
+  return 1 if count["failed"] else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,110 @@
+"""Evaluate a trained run on a dataset: python -m jaxcolor.evaluate --workdir=RUN --dataset=NAME.
+
+    python -m jaxcolor.evaluate --workdir=/tmp/unet_cls --dataset=kodak24 --data_dir=/tmp/tfds \
+        [--step=N] [--size=256] [--batch_size=8] [--decodings=annealed_mean:0.38,mode,mean] [--out=DIR]
+
+Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.metrics) for
+the model and, beside it, the grayscale baseline (ab = 0). Classification runs can sweep decodings in one run:
+`--decodings` takes `mode`, `mean` and `annealed_mean:T` entries. Prints a markdown table and writes it with a
+JSON file to --out (default RUN/eval); existing result files are kept unless --overwrite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from collections.abc import Sequence
+
+import jax
+import ml_collections
+
+from jaxcolor import color, evaluators, input_pipeline, steps
+from jaxcolor.colorize import Colorizer
+
+COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
+
+
+def parse_decodings(text: str) -> list[tuple[str, float | None]]:
+  """"annealed_mean:0.38,mode" -> [("annealed_mean", 0.38), ("mode", None)]."""
+  out = []
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    name, _, temp = item.partition(":")
+    if name not in ("mode", "mean", "annealed_mean"):
+      raise ValueError(f"unknown decoding {name!r} in --decodings; choose mode, mean or annealed_mean:T")
+    out.append((name, float(temp) if temp else (0.38 if name == "annealed_mean" else None)))
+  return out
+
+
+def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None = None, size: int | None = None,
+                 batch_size: int = 8, split: str | None = None, decodings: str = "",
+                 max_batches: int = 0) -> dict[str, dict[str, float]]:
+  """{row name: {metric: value}}: the model under each decoding, and "grayscale" (ab = 0)."""
+  run = Colorizer(workdir, step=step, size=size)
+  cfg = ml_collections.ConfigDict(run.config.to_dict())
+  cfg.dataset, cfg.data_dir = dataset, data_dir
+  cfg.eval_image_size, cfg.eval_batch_size = run.size, batch_size
+  cfg.batch_size = batch_size
+  if split:
+    cfg.eval_split = split
+  data = input_pipeline.eval_dataset(cfg)
+  limit = max_batches or data.num_steps
+  batches = [b for _, b in zip(range(limit), data.dataset.as_numpy_iterator())]
+  rows: dict[str, dict[str, float]] = {}
+  gray: dict[str, float] = {}
+  sweep = parse_decodings(decodings) if run.task.head == "classification" and decodings else [(None, None)]
+  for decoding, temperature in sweep:
+    def predict(variables, images, decoding=decoding, temperature=temperature):
+      l = color.rgb_to_l_ab(images)[0]
+      return steps.predict_ab_from_l(variables, l, model=run.model, task=run.task, decoding=decoding,
+                                     temperature=temperature)
+    predict_fn = jax.jit(predict)
+    values = dict(evaluators.get_evaluator("color_metrics").run(lambda x: predict_fn(run.variables, x), batches))
+    name = "model" if decoding is None else f"model ({decoding}{'' if temperature is None else f', T={temperature}'})"
+    rows[name] = {k: float(v) for k, v in values.items() if not k.startswith("gray/")}
+    gray = {k[5:]: float(v) for k, v in values.items() if k.startswith("gray/")}
+    gray.update(colorfulness_gt=float(values["colorfulness_gt"]), num_examples=float(values["num_examples"]))
+  rows["grayscale (ab = 0)"] = gray
+  return rows
+
+
+def markdown(rows: dict[str, dict[str, float]]) -> str:
+  lines = ["| | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+  for name, values in rows.items():
+    lines.append(f"| {name} | " + " | ".join(f"{values.get(c, float('nan')):.4g}" for c in COLUMNS) + " |")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--dataset", required=True, help="registered name, tfds:<name> or folder:<path>")
+  p.add_argument("--data_dir", default="~/tensorflow_datasets")
+  p.add_argument("--split", default=None)
+  p.add_argument("--step", type=int, default=None)
+  p.add_argument("--size", type=int, default=None, help="model input size (default: the run's image_size)")
+  p.add_argument("--batch_size", type=int, default=8)
+  p.add_argument("--decodings", default="", help="classification sweep, e.g. annealed_mean:0.38,mode,mean")
+  p.add_argument("--max_batches", type=int, default=0, help="0: the whole split")
+  p.add_argument("--out", default=None, help="folder for results (default: WORKDIR/eval)")
+  p.add_argument("--overwrite", action="store_true")
+  args = p.parse_args(argv)
+  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / "eval")
+  stem = args.dataset.replace(":", "_").replace("/", "_") + (f"_step{args.step}" if args.step else "")
+  json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+  if not args.overwrite and (json_path.exists() or md_path.exists()):
+    print(f"{json_path} exists; pass --overwrite to replace it", file=sys.stderr)
+    return 1
+  rows = evaluate_run(args.workdir, args.dataset, data_dir=str(pathlib.Path(args.data_dir).expanduser()),
+                      step=args.step, size=args.size, batch_size=args.batch_size, split=args.split,
+                      decodings=args.decodings, max_batches=args.max_batches)
+  table = markdown(rows)
+  print(table)
+  out.mkdir(parents=True, exist_ok=True)
+  json_path.write_text(json.dumps(rows, indent=2))
+  md_path.write_text(table + "\n")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,104 @@
+"""jaxcolor.colorize on a tiny freshly trained classification run: sizes, L kept, bad files, overwrite, temperature."""
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import color, colorize
+
+
+@pytest.fixture(scope="module")
+def workdir(tiny_run_dir) -> pathlib.Path:
+  return tiny_run_dir
+
+
+@pytest.fixture(scope="module")
+def colorizer(workdir):
+  return colorize.Colorizer(str(workdir))
+
+
+def _l(rgb):
+  return np.asarray(color.rgb_to_l_ab(np.asarray(rgb))[0])
+
+
+def test_kodak_outputs_keep_size_and_lightness(colorizer, shared_data, tmp_path):
+  photos = sorted((shared_data / "eval" / "kodak24").glob("*.png"))[:3]
+  assert len(photos) == 3
+  results = colorize.colorize_files(colorizer, [str(p) for p in photos], str(tmp_path), batch_size=2, sheet=True)
+  assert [r.status for r in results] == ["done"] * 3
+  for p in photos:
+    src = np.asarray(Image.open(p).convert("RGB"))
+    out = np.asarray(Image.open(tmp_path / f"{p.stem}.png"))
+    assert out.shape == src.shape
+    assert np.abs(_l(out) - _l(src)).max() < 1.0
+    assert Image.open(tmp_path / f"{p.stem}_sheet.png").size == (2 * src.shape[1], src.shape[0])
+
+
+def _messy_folder(root: pathlib.Path) -> pathlib.Path:
+  rng = np.random.default_rng(0)
+  d = root / "in"
+  (d / "sub").mkdir(parents=True)
+  rgb = rng.integers(0, 256, (40, 56, 3), np.uint8)
+  rgba = np.concatenate([rgb, rng.integers(0, 256, (40, 56, 1), np.uint8)], -1)
+  Image.fromarray(rgba, "RGBA").save(d / "rgba.png")
+  Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE).save(d / "palette.png")
+  Image.fromarray(rgb).convert("CMYK").save(d / "cmyk.jpg")
+  Image.fromarray(rng.integers(0, 65536, (30, 20), np.uint16)).save(d / "sub" / "deep16.png")
+  Image.fromarray(rgb[..., 0]).save(d / "sub" / "gray.jpg")
+  Image.fromarray(rgb[:8, :8]).save(d / "tiny.png")
+  Image.fromarray(rgb).save(d / "truncated.png")
+  raw = (d / "truncated.png").read_bytes()
+  (d / "truncated.png").write_bytes(raw[:len(raw) // 2])
+  (d / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage" * 10)
+  (d / "notes.txt").write_text("not a photo")
+  return d
+
+
+GOOD = {"rgba": (40, 56), "palette": (40, 56), "cmyk": (40, 56), "deep16": (30, 20), "gray": (40, 56),
+        "tiny": (8, 8)}
+BAD = {"truncated", "corrupt", "notes"}
+
+
+def test_messy_folder_colorizes_good_reports_bad_and_exits_1(workdir, tmp_path, capsys):
+  d, out = _messy_folder(tmp_path), tmp_path / "out"
+  assert colorize.main([f"--workdir={workdir}", str(d), f"--out={out}", "--batch_size=4"]) == 1
+  err = capsys.readouterr().err
+  for stem, (h, w) in GOOD.items():
+    img = Image.open(out / f"{stem}.png")
+    assert img.size == (w, h), stem
+  rgba_in = np.asarray(Image.open(d / "rgba.png"))
+  rgba_out = np.asarray(Image.open(out / "rgba.png"))
+  assert rgba_out.shape == rgba_in.shape and np.array_equal(rgba_out[..., 3], rgba_in[..., 3])
+  for stem in BAD:
+    assert not list(out.glob(f"{stem}*"))
+    assert f"failed: {next(d.glob(stem + '.*'))}: " in err
+  assert "not an image" in err and "truncated" in err
+
+
+def test_existing_outputs_are_kept_unless_overwrite(colorizer, tmp_path):
+  src = tmp_path / "a.png"
+  Image.fromarray(np.random.default_rng(1).integers(0, 256, (24, 24, 3), np.uint8)).save(src)
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "a.png").write_bytes(b"mine")
+  assert [r.status for r in colorize.colorize_files(colorizer, [str(src)], str(out))] == ["kept"]
+  assert (out / "a.png").read_bytes() == b"mine"
+  assert [r.status for r in colorize.colorize_files(colorizer, [str(src)], str(out), overwrite=True)] == ["done"]
+  assert Image.open(out / "a.png").size == (24, 24)
+
+
+def test_too_many_pixels_is_refused(colorizer, tmp_path):
+  src = tmp_path / "big.png"
+  Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(src)
+  (r,) = colorize.colorize_files(colorizer, [str(src)], str(tmp_path / "out"), max_pixels=1000)
+  assert r.status == "failed" and "too large" in r.reason
+
+
+def test_temperature_changes_classification_output(workdir, shared_data):
+  rgb = np.asarray(Image.open(sorted((shared_data / "eval" / "kodak24").glob("*.png"))[0]).convert("RGB"))
+  hot = colorize.Colorizer(str(workdir), temperature=1.0).predict_ab([rgb], 1)[0]
+  cold = colorize.Colorizer(str(workdir), temperature=0.05).predict_ab([rgb], 1)[0]
+  assert np.abs(hot - cold).mean() > 1e-3
