@@ -101,3 +101,29 @@ def estimate_prior(config: ml_collections.ConfigDict, bins: quantize.ABBins, bat
   for _, batch in zip(range(config.prior_batches), batches):
     acc.add(to_ab(batch["image"]), np.asarray(batch["mask"])[:, None, None])
   return np.asarray(acc.prior())
+
+
+def write_untrained_run(config: ml_collections.ConfigDict, workdir, seed: int = 0) -> None:
+  """A run directory with randomly initialized weights and a uniform prior, laid out as training leaves it.
+
+  For benchmarks and tests of the inference commands, which need a run but not a trained one.
+  """
+  import json
+  import pathlib
+
+  from jaxcolor import checkpoint, steps
+
+  wd = pathlib.Path(workdir)
+  wd.mkdir(parents=True, exist_ok=True)
+  bins = build_bins(config)
+  prior_p = None if bins is None else np.full((bins.num_bins,), 1.0 / bins.num_bins, np.float32)
+  (wd / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
+  checkpoint.save_run_artifacts(wd, config.to_dict(), bins, prior_p, overwrite=True)
+  model = build_model(config, bins.num_bins if bins is not None else 2)
+  size = config.image_size
+  variables = jax.jit(lambda k: model.init({"params": k}, jnp.zeros((1, size, size, 1)), train=False))(
+      steps.make_rng(seed))
+  state = {"step": jnp.zeros((), jnp.int32), "params": variables["params"],
+           "batch_stats": variables.get("batch_stats", {})}
+  with checkpoint.Checkpointer(wd, async_save=False) as ckpt:
+    ckpt.maybe_save(1, state, force=True)

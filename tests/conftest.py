@@ -32,28 +32,12 @@ def tiny_run_dir(tmp_path_factory) -> pathlib.Path:
   A tiny U-Net classifier; built directly rather than by `train.train_and_evaluate` (which needs a TFDS build),
   with the same layout, which test_train checks training writes.
   """
-  import json
-
-  import jax
-  import jax.numpy as jnp
-  import numpy as np
-
   from configs import unet_cls
-  from jaxcolor import builders, checkpoint
+  from jaxcolor import builders
 
   c = unet_cls.get_config("local")
   c.model_kwargs.features = (8, 16)
   c.image_size = 16
   wd = tmp_path_factory.mktemp("run")
-  bins = builders.build_bins(c)
-  prior = np.full((bins.num_bins,), 1.0 / bins.num_bins, np.float32)
-  (wd / "config.json").write_text(json.dumps(c.to_dict(), indent=2, default=str))
-  checkpoint.save_run_artifacts(wd, c, bins, prior, overwrite=True)
-  model = builders.build_model(c, bins.num_bins)
-  variables = jax.jit(lambda k: model.init({"params": k}, jnp.zeros((1, 16, 16, 1)), train=False))(
-      jax.random.key(0, impl="rbg"))
-  state = {"step": jnp.zeros((), jnp.int32), "params": variables["params"],
-           "batch_stats": variables.get("batch_stats", {})}
-  with checkpoint.Checkpointer(wd, async_save=False) as ckpt:
-    ckpt.maybe_save(1, state, force=True)
+  builders.write_untrained_run(c, wd)
   return wd
