@@ -71,3 +71,29 @@ def get_config() -> ml_collections.ConfigDict:
   c.early_stopping_mode = "min"
   c.early_stopping_patience = 5  # evaluations without improvement
   return c
+
+
+VARIANTS = ("", "local")
+
+
+def check_variant(variant: str) -> None:
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown config variant {variant!r}; choose one of: {', '.join(map(repr, VARIANTS))}")
+
+
+def local(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The settings every config's `local` variant shares: the embedded photos, 32 px, batch 8, 2 steps.
+
+  A CPU smoke run of the full pipeline (data, steps, evaluation, checkpoint); each config then shrinks its
+  model (model_kwargs) and overrides whatever its system needs.
+  """
+  c.dataset = "skimage_photos"
+  c.image_size = 32
+  c.batch_size = 8
+  c.total_steps = 2
+  c.log_every = 1
+  c.eval_every = 0
+  c.eval_batches = 1
+  c.checkpoint_every = 2
+  c.prior_batches = 2
+  return c

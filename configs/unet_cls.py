@@ -11,6 +11,7 @@ from configs import default
 
 
 def get_config(variant: str = ""):
+  default.check_variant(variant)
   c = default.get_config()
   c.model = "unet"
   c.model_kwargs.features = (64, 128, 256, 512)  # seed 000's U-Net; narrower: --config.model_kwargs.features
@@ -22,16 +23,13 @@ def get_config(variant: str = ""):
   c.total_steps = 20_000
   c.eval_every = 2000
   c.checkpoint_every = 2000
-  if variant == "local":
+  if variant == "local":  # a 40-step demo (the README's main command), not only a 2-step smoke run
+    default.local(c)
     c.model_kwargs.features = (16, 32, 64)
-    c.batch_size = 8
-    c.image_size = 32
     c.total_steps = 40
     c.log_every = 10
     c.eval_every = 20
     c.checkpoint_every = 20
     c.prior_batches = 5
     c.learning_rate = 1e-3
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r}; choose '' or 'local'")
   return c

@@ -1,8 +1,6 @@
 """jaxcolor.colorize on a tiny freshly trained classification run: sizes, L kept, bad files, overwrite, temperature."""
 import pathlib
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image

@@ -1,0 +1,117 @@
+"""Every system config under configs/: the full-size config passes `builders.check_config` (nothing is compiled)
+and its "local" variant trains 2 steps on the embedded scikit-image photos, writing a checkpoint and samples.
+
+Also: invalid configs fail in `check_config`, naming the field and the valid choices, before any compilation.
+"""
+from __future__ import annotations
+
+import importlib
+import pathlib
+import sys
+import time
+
+import jax
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the configs package lives at the repository root
+  sys.path.insert(0, str(REPO))
+
+from jaxcolor import builders, checkpoint, models  # noqa: E402
+
+CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in ("default", "__init__"))
+# Pretrained-encoder models: their local runs take 40-100 s on a busy 2-core CPU (compiling the encoder graphs
+# over 8 host devices dominates). Still run by default (`-m "not slow"` skips them).
+HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae"}
+# Loop settings of a 2-step smoke run; every local variant has them, except unet_cls's, a 40-step demo run.
+TWO_STEPS = dict(total_steps=2, eval_every=0, eval_batches=1, log_every=1, checkpoint_every=2, prior_batches=2)
+
+
+def load(name: str, variant: str = ""):
+  return importlib.import_module(f"configs.{name}").get_config(variant)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> str:
+  """One TFDS data_dir per test session (so per xdist worker): skimage_photos is built into it once."""
+  return str(tmp_path_factory.mktemp("tfds"))
+
+
+def test_every_model_has_a_config():
+  used = {load(name).model for name in CONFIG_NAMES}
+  assert used == set(models.MODELS), f"models without a config: {sorted(set(models.MODELS) - used)}"
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_full_config_passes_check(name):
+  config = load(name)
+  builders.check_config(config)
+  doc = importlib.import_module(f"configs.{name}").__doc__
+  assert f"python -m jaxcolor.main --config=configs/{name}.py" in doc.split("\n\n")[1], "docstring: run command"
+  assert f"--config=configs/{name}.py:local" in doc
+  assert not any(config.pretrained.to_dict().values()), "pretrained paths must be empty by default"
+  encoders = getattr(models.MODELS[config.model], "encoder_names", ())
+  assert set(config.pretrained.to_dict()) == set(encoders), "config.pretrained must list the model's encoders"
+  with pytest.raises(ValueError, match="unknown variant"):
+    load(name, "nope")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n
+                                  for n in CONFIG_NAMES])
+def test_local_variant_trains(name, data_dir, tmp_path):
+  config = load(name, "local")
+  assert config.dataset == "skimage_photos" and config.batch_size == 8 and config.image_size <= 64
+  assert not any(config.pretrained.to_dict().values()), "local runs use random init"
+  if name != "unet_cls":
+    assert {k: config[k] for k in TWO_STEPS} == TWO_STEPS
+  config.update(TWO_STEPS)
+  config.data_dir = data_dir
+  t = time.time()
+  from jaxcolor import train
+  state = train.train_and_evaluate(config, str(tmp_path))
+  print(f"{name}: local run {time.time() - t:.1f}s")
+  assert int(state.step) == 2
+  steps = sorted(int(p.name) for p in (tmp_path / checkpoint.CHECKPOINT_DIR).iterdir() if p.name.isdigit())
+  assert steps and steps[-1] == 2, f"checkpoints: {steps}"
+  assert (tmp_path / "samples" / "step_00000002.png").is_file()
+  assert (tmp_path / "config.json").is_file()
+
+
+def _invalid(**overrides):
+  config = load("unet_reg", "local")
+  for key, value in overrides.items():
+    if key == "model_kwargs":
+      config.model_kwargs.update(value)
+    else:
+      config[key] = value
+  return config
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(model="unet3000"), r"config\.model='unet3000'.*autoencoder, cnn_baseline, eccv16"),
+    (dict(loss="cross_entropy"), r"needs head 'classification'.*losses for regression: huber, l1, l2"),
+    (dict(head="classification"), r"config\.loss='l2' needs head 'regression'.*losses for classification: "
+                                  r"cross_entropy"),
+    (dict(batch_size=12), r"batch_size 12 is not divisible by the 8 devices"),
+    (dict(model_kwargs=dict(widht=2)), r"model_kwargs \['features', 'widht'\] do not fit model 'unet'"),
+    (dict(optimizer="lamb"), r"unknown config\.optimizer 'lamb'; choices: \['adam', 'adamw', 'sgd'\]"),
+], ids=["model", "loss_for_regression", "loss_for_classification", "batch", "model_kwargs", "optimizer"])
+def test_invalid_config_fails_before_compiling(overrides, match, monkeypatch):
+  assert jax.device_count() == 8  # tests/conftest.py
+  config = _invalid(**overrides)
+
+  def no_compile(*args, **kwargs):
+    raise AssertionError("check_config compiled something")
+
+  monkeypatch.setattr(jax, "jit", no_compile)
+  monkeypatch.setattr(jax, "pmap", no_compile)
+  with pytest.raises(ValueError, match=match):
+    builders.check_config(config)
+
+
+def test_output_stride_is_checked_before_compiling(monkeypatch):
+  config = load("eccv16", "local")
+  config.image_size = 34
+  monkeypatch.setattr(jax, "jit", lambda *a, **k: pytest.fail("check_config compiled something"))
+  with pytest.raises(ValueError, match="image size 34 is not a multiple of eccv16's output stride 4"):
+    builders.check_config(config)
