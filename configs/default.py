@@ -78,7 +78,7 @@ VARIANTS = ("", "local")
 
 def check_variant(variant: str) -> None:
   if variant not in VARIANTS:
-    raise ValueError(f"unknown config variant {variant!r}; choose one of: {', '.join(map(repr, VARIANTS))}")
+    raise ValueError(f"unknown variant {variant!r}; choose one of: {', '.join(map(repr, VARIANTS))}")
 
 
 def local(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

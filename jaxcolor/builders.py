@@ -58,7 +58,16 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for size in sizes:
     if size % stride:
       raise ValueError(f"image size {size} is not a multiple of {config.model}'s output stride {stride}")
-  build_model(config, num_bins=2)  # unknown model_kwargs fail here, before any tracing
+  model = build_model(config, num_bins=2)  # unknown model_kwargs fail here, before any tracing
+  model_target = getattr(model, "target", "lab")
+  if model_target != config.target_space:
+    raise ValueError(f"config.target_space={config.target_space!r} but the model predicts {model_target!r}; "
+                     f"set config.model_kwargs.target to match")
+  encoders = tuple(getattr(model_cls, "encoder_names", ()))
+  unknown = sorted(k for k in config.pretrained.keys() if k not in encoders)
+  if unknown:
+    raise ValueError(f"config.pretrained names {unknown}, but {config.model} has pretrained encoders: "
+                     f"{', '.join(encoders) or 'none'}")
 
 
 def build_bins(config: ml_collections.ConfigDict) -> quantize.ABBins | None:

@@ -115,3 +115,17 @@ def test_output_stride_is_checked_before_compiling(monkeypatch):
   monkeypatch.setattr(jax, "jit", lambda *a, **k: pytest.fail("check_config compiled something"))
   with pytest.raises(ValueError, match="image size 34 is not a multiple of eccv16's output stride 4"):
     builders.check_config(config)
+
+
+def test_target_space_and_pretrained_names_are_checked():
+  from configs import autoencoder_lab, vgg16_ae
+  from jaxcolor import builders
+  c = autoencoder_lab.get_config()
+  c.target_space = "rgb"  # the model still predicts lab
+  with pytest.raises(ValueError, match="model_kwargs.target"):
+    builders.check_config(c)
+  c = vgg16_ae.get_config()
+  with c.unlocked():
+    c.pretrained.resnet = "/nowhere.h5"
+  with pytest.raises(ValueError, match="pretrained encoders: vgg"):
+    builders.check_config(c)
