@@ -100,3 +100,18 @@ def test_temperature_changes_classification_output(workdir, shared_data):
   hot = colorize.Colorizer(str(workdir), temperature=1.0).predict_ab([rgb], 1)[0]
   cold = colorize.Colorizer(str(workdir), temperature=0.05).predict_ab([rgb], 1)[0]
   assert np.abs(hot - cold).mean() > 1e-3
+
+
+def test_exif_orientation_is_applied(colorizer, tmp_path):
+  rgb = np.random.default_rng(1).integers(0, 256, (24, 40, 3), np.uint8)  # stored 40 wide, 24 high
+  exif = Image.Exif()
+  exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+  src = tmp_path / "in" / "rotated.jpg"
+  src.parent.mkdir()
+  Image.fromarray(rgb).save(src, exif=exif, quality=95)
+  results = colorize.colorize_files(colorizer, [str(src)], str(tmp_path / "out"), batch_size=1)
+  assert [r.status for r in results] == ["done"]
+  out = np.asarray(Image.open(tmp_path / "out" / "rotated.png"))
+  assert out.shape == (40, 24, 3)  # displayed upright: 24 wide, 40 high
+  upright = np.asarray(Image.open(src).transpose(Image.Transpose.ROTATE_270).convert("RGB"))
+  assert np.abs(_l(out) - _l(upright)).max() < 1.0

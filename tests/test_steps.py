@@ -100,3 +100,18 @@ def test_targets_per_head():
     task_lib.ColorTask(target_space="hsv")
   with pytest.raises(ValueError, match="needs ab bins"):
     task_lib.ColorTask(head="classification")
+
+
+def test_bfloat16_compute_trains_with_float32_params():
+  model = get_model("unet", head="regression", features=(4, 8), dtype=jnp.bfloat16)
+  tx = optax.adam(1e-2)
+  state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, SIZE, SIZE, 3))
+  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task_lib.ColorTask(),
+                                   loss_fn=losses.get_loss("l2")))
+  batch = {"image": _images(0), "mask": np.ones(BATCH, bool)}
+  losses_ = []
+  for _ in range(8):
+    state, m = step(state, batch)
+    losses_.append(float(m["loss"]))
+  assert all(np.isfinite(losses_)) and losses_[-1] < losses_[0]
+  assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
