@@ -245,11 +245,12 @@ class RunArtifacts(NamedTuple):
 
 def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
                        bins: quantize.ABBins | None = None, prior: Any = None, *,
-                       overwrite: bool = False) -> None:
+                       overwrite: bool = False, may_differ: tuple[str, ...] = ()) -> None:
   """Writes config.json, bins.npz and prior.npz into workdir (primary host only).
 
   Resuming with the same values is a no-op; different values raise ValueError naming what differs,
-  unless `overwrite`. `config` is a JSON-able mapping or an ml_collections.ConfigDict.
+  unless `overwrite`, or unless only top-level keys in `may_differ` differ (e.g. total_steps, to train a run
+  longer): then config.json is rewritten with the new values. `config` is a JSON-able mapping or a ConfigDict.
   """
   if prior is not None and bins is None:
     raise ValueError("a prior is only meaningful with the bins it refers to")
@@ -261,12 +262,15 @@ def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
   config = _to_json_dict(config)
   config_path = workdir / CONFIG_FILE
   if config_path.exists() and not overwrite:
-    old = json.loads(config_path.read_text())
-    if old != config:
-      differ = ", ".join(_diff_keys(old, config))
-      raise ValueError(f"{config_path} holds a different config (keys differ: {differ}); "
+    differ = config_differences(workdir, config)
+    fixed = [k for k in differ if k.split(".")[0] not in may_differ]
+    if fixed:
+      raise ValueError(f"{config_path} holds a different config (keys differ: {', '.join(fixed)}); "
                        "use another workdir or overwrite=True")
     _check_same(workdir, bins, prior)
+    if differ:
+      log.info("resuming %s with new values of %s", workdir, ", ".join(differ))
+      _atomic_write(config_path, lambda f: f.write(json.dumps(config, indent=2, sort_keys=True).encode()))
     return
   workdir.mkdir(parents=True, exist_ok=True)
   _atomic_write(config_path, lambda f: f.write(json.dumps(config, indent=2, sort_keys=True).encode()))
@@ -306,6 +310,14 @@ def _to_json_dict(d: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dict(d), sort_keys=True))
   except TypeError as e:
     raise TypeError(f"checkpoint metadata/config must be JSON-serializable: {e}") from e
+
+
+def config_differences(workdir: str | os.PathLike, config: Mapping[str, Any]) -> list[str]:
+  """Dotted paths where `config` differs from the workdir's config.json ([] if none or no file)."""
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    return []
+  return _diff_keys(json.loads(path.read_text()), _to_json_dict(config))
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -9,7 +9,6 @@ steps and at the end; a NaN/Inf loss stops the run before a bad state is saved; 
 from __future__ import annotations
 
 import functools
-import json
 import pathlib
 import signal
 import time
@@ -54,16 +53,19 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
   return p
 
 
+# Fields a resumed run may change (train longer, log or evaluate differently); anything else means a new run.
+RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "evals", "num_sample_images",
+                  "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
+                  "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism")
+
+
 def _check_same_config(config, workdir: pathlib.Path) -> None:
   """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
-  path = workdir / checkpoint.CONFIG_FILE
-  if not path.exists():
-    return
-  old, new = json.loads(path.read_text()), json.loads(json.dumps(config.to_dict()))
-  if old != new:
-    differ = ", ".join(checkpoint._diff_keys(old, new))  # pylint: disable=protected-access
-    raise ValueError(f"{path} holds a different config (keys differ: {differ}); use another workdir to start "
-                     "a new run")
+  fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in RESUMABLE_KEYS]
+  if fixed:
+    raise ValueError(f"{workdir / checkpoint.CONFIG_FILE} holds a different config (keys differ: "
+                     f"{', '.join(fixed)}); use another workdir to start a new run (a resumed run may change "
+                     f"only {', '.join(RESUMABLE_KEYS)})")
 
 
 def _sample_grid(images: np.ndarray, pred_ab: np.ndarray) -> np.ndarray:
@@ -86,12 +88,14 @@ class Trainer:
     _check_same_config(config, self.workdir)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
-    checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior)
+    checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior,
+                                  may_differ=RESUMABLE_KEYS)
     self.task = builders.build_task(config, self.bins, self.prior)
     self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
     self.loss_fn = builders.build_loss(config)
     self.mesh = parallel.make_mesh()
     self.pmap = config.parallelism == "pmap"
+    self.evaluators = {name: evaluators.get_evaluator(name) for name in config.evals}  # jitted once
 
   def init_state(self) -> steps.TrainState:
     """Parameters created directly with their final sharding (replicated on the mesh)."""
@@ -141,8 +145,7 @@ class Trainer:
     batches = [b for _, b in zip(range(limit), data.dataset.as_numpy_iterator())]
     sharding = parallel.batch_sharded(self.mesh)
     results: dict[str, float] = {}
-    for name in self.config.evals:
-      ev = evaluators.get_evaluator(name)
+    for name, ev in self.evaluators.items():
       for key, value in ev.run(predict_fn, (prefetch.to_global(b, sharding) for b in batches)):
         results[f"{name}/{key}"] = float(value)
     writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
@@ -150,10 +153,11 @@ class Trainer:
     images = batches[0]["image"][:n]
     grid = _sample_grid(images, np.asarray(predict_fn(images)))
     writer.write_images(step, {"samples/L_prediction_truth": grid})
-    out = self.workdir / "samples"
-    out.mkdir(exist_ok=True)
-    from PIL import Image
-    Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
+    if jax.process_index() == 0:
+      out = self.workdir / "samples"
+      out.mkdir(exist_ok=True)
+      from PIL import Image
+      Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
     summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()) if "/gray/" not in k)
     logging.info("eval at step %d: %s", step, summary)
     return results
@@ -194,8 +198,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state."""
   trainer = Trainer(config, workdir)
   wd = trainer.workdir
-  if jax.process_index() == 0:
-    (wd / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
   writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
   state = trainer.init_state()
   ckpt = checkpoint.Checkpointer(wd, keep=config.keep_checkpoints, save_every=config.checkpoint_every,

@@ -347,6 +347,12 @@ def test_run_writes_artifacts_and_refuses_another_config(data_dir, tmp_path):
   assert checkpoint.Checkpointer(wd, read_only=True).all_steps() == [2]
   assert json.loads((wd / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
 
+  longer = _config(data_dir, head="classification", loss="cross_entropy", total_steps=3, checkpoint_every=2,
+                   eval_every=0)  # loop fields may change on resume: train the same run one step longer
+  assert int(train.train_and_evaluate(longer, wd).step) == 3
+  assert checkpoint.Checkpointer(wd, read_only=True).all_steps() == [2, 3]
+  assert json.loads((wd / "config.json").read_text())["total_steps"] == 3
+
 
 # -- 8. multi-host ---------------------------------------------------------------------------------------
 
