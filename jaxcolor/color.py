@@ -69,15 +69,19 @@ def rgb_to_lab(rgb: Array) -> Array:
   return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
-def lab_to_rgb(lab: Array) -> Array:
-  """Lab (..., 3) -> RGB float32 in [0, 1]; out-of-gamut colors are clipped, never NaN."""
+def lab_to_linear_rgb(lab: Array) -> Array:
+  """Lab (..., 3) -> linear RGB, not clipped: a color is in the sRGB gamut iff all three lie in [0, 1]."""
   lab = jnp.asarray(lab, jnp.float32)
   fy = (lab[..., 0] + 16.0) / 116.0
   fx = fy + lab[..., 1] / 500.0
   fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)  # scikit-image clips negative z the same way
   xyz = jnp.stack([_f_inv(fx), _f_inv(fy), _f_inv(fz)], axis=-1)
-  linear = xyz @ jnp.asarray((_RGB_FROM_XYZ * _WHITE_D65[None, :]).T, jnp.float32)
-  return linear_to_srgb(jnp.clip(linear, 0.0, 1.0))
+  return xyz @ jnp.asarray((_RGB_FROM_XYZ * _WHITE_D65[None, :]).T, jnp.float32)
+
+
+def lab_to_rgb(lab: Array) -> Array:
+  """Lab (..., 3) -> RGB float32 in [0, 1]; out-of-gamut colors are clipped, never NaN."""
+  return linear_to_srgb(jnp.clip(lab_to_linear_rgb(lab), 0.0, 1.0))
 
 
 def rgb_to_l_ab(rgb: Array) -> tuple[Array, Array]:

@@ -135,7 +135,10 @@ def _merge_fn():
     ab = task.upsample(ab_small[None], h, w)[0]
     # Out-of-gamut ab would be clipped in RGB, which changes L: shrink the chroma of those pixels (bisection
     # on a per-pixel factor; gray, factor 0, is always in gamut) so the output keeps the input's lightness.
-    in_gamut = lambda s: jnp.abs(color.rgb_to_l_ab(color.l_ab_to_rgb(l, ab * s))[0] - l) < 0.25
+    def in_gamut(s):  # (H, W, 1) bool: is (L, s * ab) inside the sRGB cube (to rounding)?
+      linear = color.lab_to_linear_rgb(jnp.concatenate([l, ab * s], -1))
+      z_ok = (l + 16.0) / 116.0 - ab[..., 1:] * s / 200.0 >= 0  # else lab_to_linear_rgb clipped Z
+      return jnp.all((linear >= -1e-6) & (linear <= 1 + 1e-6), axis=-1, keepdims=True) & z_ok
     lo, hi = jnp.zeros_like(l), jnp.ones_like(l)
     for _ in range(8):
       mid = (lo + hi) / 2

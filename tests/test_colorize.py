@@ -115,3 +115,12 @@ def test_exif_orientation_is_applied(colorizer, tmp_path):
   assert out.shape == (40, 24, 3)  # displayed upright: 24 wide, 40 high
   upright = np.asarray(Image.open(src).transpose(Image.Transpose.ROTATE_270).convert("RGB"))
   assert np.abs(_l(out) - _l(upright)).max() < 1.0
+
+
+def test_merge_keeps_lightness_for_out_of_gamut_predictions(shared_data):
+  rgb = np.asarray(Image.open(shared_data / "eval" / "kodak24" / "kodim05.png").convert("RGB"))
+  ab = np.random.default_rng(0).uniform(-100, 100, (16, 16, 2)).astype(np.float32)  # mostly out of gamut
+  out = colorize.merge(rgb, ab)
+  assert out.shape == rgb.shape and out.dtype == np.uint8
+  assert np.abs(_l(out) - _l(rgb)).max() < 0.3  # only the uint8 rounding remains
+  assert np.abs(np.asarray(color.rgb_to_l_ab(out)[1])).mean() > 10  # and the colors are still there
