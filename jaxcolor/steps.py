@@ -81,14 +81,6 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
   return new_state, metrics
 
 
-def predict_ab(state: TrainState, images: Array, *, model: nn.Module, task: task_lib.ColorTask,
-               decoding: str | None = None, temperature: float | None = None) -> Array:
-  """uint8 RGB (B, H, W, 3) -> predicted ab (B, H, W, 2) in Lab units, from the L of the images."""
-  l = color.rgb_to_l_ab(images)[0]
-  return predict_ab_from_l({"params": state.params, "batch_stats": state.batch_stats}, l, model=model,
-                           task=task, decoding=decoding, temperature=temperature)
-
-
 def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, task: task_lib.ColorTask,
                       decoding: str | None = None, temperature: float | None = None) -> Array:
   """L (B, H, W, 1) in [0, 100] -> ab (B, H, W, 2): the inference path of colorize / evaluate."""

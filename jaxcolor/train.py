@@ -78,7 +78,7 @@ def _sample_grid(images: np.ndarray, pred_ab: np.ndarray) -> np.ndarray:
 
 
 class Trainer:
-  """Holds the compiled steps for one config; `run` is the loop."""
+  """One run's model, task, data shardings and compiled steps; `train_and_evaluate` drives it."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     builders.check_config(config)
