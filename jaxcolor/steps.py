@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcolor import color
 from jaxcolor import task as task_lib
 
 Array = jnp.ndarray
