@@ -18,6 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import conv_grad
 from jaxcolor.models.layers import ColorModel, Dtype, batch_norm, center_l, check_divisible, scale_width
 
 
@@ -45,7 +46,7 @@ def _conv(features: int, kernel: int, stride: int, dilation: int, dtype: Dtype, 
           name: str) -> nn.Conv:
   """Conv with bias and Caffe-style symmetric padding dilation * (kernel - 1) / 2."""
   pad = dilation * (kernel - 1) // 2
-  return nn.Conv(features, (kernel, kernel), strides=stride, padding=((pad, pad), (pad, pad)),
+  return conv_grad.Conv(features, (kernel, kernel), strides=stride, padding=((pad, pad), (pad, pad)),
                  kernel_dilation=dilation, kernel_init=nn.initializers.he_normal(), dtype=dtype,
                  param_dtype=param_dtype, name=name)
 

@@ -17,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import conv_grad
+
 Dtype = Any
 
 AB_SCALE = 110.0  # regression targets are ab / AB_SCALE, so the sRGB gamut lies inside (-1, 1)
@@ -84,7 +86,7 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     pad = self.dilation * (self.kernel_size - 1) // 2
-    x = nn.Conv(self.features, (self.kernel_size, self.kernel_size), strides=self.strides,
+    x = conv_grad.Conv(self.features, (self.kernel_size, self.kernel_size), strides=self.strides,
                 padding=((pad, pad), (pad, pad)), kernel_dilation=self.dilation, use_bias=not self.use_bn,
                 kernel_init=nn.initializers.he_normal(), dtype=self.dtype, param_dtype=self.param_dtype)(x)
     if self.use_bn:

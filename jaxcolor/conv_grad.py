@@ -1,0 +1,180 @@
+"""2-D convolution whose kernel gradient is a patches x output-gradient matrix product (im2col).
+
+On a 2-core CPU, XLA computes the kernel (weight) gradient of convolutions with large images and few
+channels far slower than the forward pass or the input gradient (the issue's 3x3 64->128 conv on 8x88x88:
+~22 GFLOP/s for dW vs ~150 for forward and dX). `conv2d` has the forward semantics of
+`lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
+dimension_numbers=("NHWC", "HWIO", "NHWC"))` and a custom VJP:
+
+* dX: XLA's usual transposed convolution (`jax.vjp` of the plain conv with respect to x only);
+* dW: patches^T @ dY, where patches, shape (N*H'*W', kh*kw*Cin), are the kh*kw strided, dilated windows
+  of the padded input, concatenated tap-major (row a, column b, then channel), so the (kh*kw*Cin, Cout)
+  product reshapes directly to HWIO. The product accumulates in float32 (also for bfloat16 inputs) and is
+  cast to the kernel dtype.
+
+Memory: the patch matrix is kh*kw times the input (9x for a 3x3 conv; 570 MiB for 8x176x176x64 float32),
+so dW is computed over chunks of the batch, each chunk's patch matrix at most `max_patch_bytes` (default
+64 MiB; at least one image per chunk), and the per-chunk products summed in float32.
+
+`use_patches_dw(x_shape, w_shape)` is the rule, from `benchmarks/conv_grad.py` measurements on the 2-core
+CPU, for when this dW beats XLA's; `Conv` is `flax.linen.Conv` (same parameters 'kernel' (kh, kw, Cin,
+Cout) and 'bias') that uses `conv2d` where the rule says so and `lax.conv_general_dilated` elsewhere.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_DIMS = ("NHWC", "HWIO", "NHWC")
+DEFAULT_MAX_PATCH_BYTES = 64 * 2**20
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+  if isinstance(v, (int, np.integer)):
+    return (int(v), int(v))
+  v = tuple(int(i) for i in v)
+  if len(v) != 2:
+    raise ValueError(f"expected an int or 2 ints, got {v}")
+  return v  # type: ignore[return-value]
+
+
+def _explicit_padding(padding, x_shape, w_shape, strides, dilation) -> tuple[tuple[int, int], tuple[int, int]]:
+  """'SAME' / 'VALID' / ((lo, hi), (lo, hi)) -> explicit ((lo, hi), (lo, hi)) as lax would use."""
+  if isinstance(padding, str):
+    dilated = [(k - 1) * d + 1 for k, d in zip(w_shape[:2], dilation)]
+    pads = lax.padtype_to_pads(x_shape[1:3], dilated, strides, padding)
+  else:
+    pads = padding
+  pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+  if len(pads) != 2:
+    raise ValueError(f"expected 2 spatial padding pairs, got {padding}")
+  return pads  # type: ignore[return-value]
+
+
+def _plain_conv(x, w, strides, padding, dilation, precision):
+  return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation, dimension_numbers=_DIMS,
+                                  precision=precision)
+
+
+def patches_dw(x, g, kernel_hw, strides, padding, dilation, precision=None,
+               max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES):
+  """dW (kh, kw, Cin, Cout) in float32 of the NHWC/HWIO conv, from input x and output gradient g.
+
+  `padding` explicit ((lo, hi), (lo, hi)). Chunks over the batch so each chunk's patch matrix
+  (n*H'*W', kh*kw*Cin) has at most max_patch_bytes (at least one image).
+  """
+  kh, kw = kernel_hw
+  (sh, sw), (dh, dw) = strides, dilation
+  n, _, _, c = x.shape
+  _, ho, wo, o = g.shape
+  xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), padding[0] + (0,), padding[1] + (0,), (0, 0, 0)))
+  per_image = ho * wo * kh * kw * c * x.dtype.itemsize
+  chunk = int(max(1, min(n, max_patch_bytes // max(per_image, 1))))
+  acc = jnp.zeros((kh * kw * c, o), jnp.float32)
+  for start in range(0, n, chunk):
+    stop = min(n, start + chunk)
+    taps = []
+    for a in range(kh):
+      for b in range(kw):
+        r0, c0 = a * dh, b * dw
+        taps.append(lax.slice(xp, (start, r0, c0, 0), (stop, r0 + (ho - 1) * sh + 1, c0 + (wo - 1) * sw + 1, c),
+                              (1, sh, sw, 1)))
+    patches = jnp.concatenate(taps, axis=-1).reshape(-1, kh * kw * c)  # (rows, (a, b, cin))
+    gc = lax.slice_in_dim(g, start, stop, axis=0).reshape(-1, o)
+    acc = acc + lax.dot_general(patches, gc, (((0,), (0,)), ((), ())), precision=precision,
+                                preferred_element_type=jnp.float32)
+  return acc.reshape(kh, kw, c, o)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv2d(x, w, strides, padding, dilation, precision, max_patch_bytes):
+  return _plain_conv(x, w, strides, padding, dilation, precision)
+
+
+def _conv2d_fwd(x, w, strides, padding, dilation, precision, max_patch_bytes):
+  return _plain_conv(x, w, strides, padding, dilation, precision), (x, w)
+
+
+def _conv2d_bwd(strides, padding, dilation, precision, max_patch_bytes, res, g):
+  x, w = res
+  _, x_vjp = jax.vjp(lambda x_: _plain_conv(x_, w, strides, padding, dilation, precision), x)
+  (dx,) = x_vjp(g)
+  dw = patches_dw(x, g, w.shape[:2], strides, padding, dilation, precision, max_patch_bytes)
+  return dx, dw.astype(w.dtype)
+
+
+_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def conv2d(x, w, strides: int | Sequence[int] = 1, padding: str | Sequence[tuple[int, int]] = "SAME",
+           dilation: int | Sequence[int] = 1, precision=None, max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES):
+  """`lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation, dimension_numbers=NHWC/HWIO/NHWC)`
+  with the kernel gradient computed as patches^T @ dY (see the module docstring).
+
+  x: (N, H, W, Cin), w: (kh, kw, Cin, Cout), same dtype (float32 or bfloat16); padding 'SAME', 'VALID' or
+  explicit ((lo, hi), (lo, hi)). Gradients: dX as XLA's, dW accumulated in float32, cast to w's dtype.
+  """
+  if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
+    raise ValueError(f"need NHWC x and HWIO w with matching Cin, got {x.shape} and {w.shape}")
+  strides, dilation = _pair(strides), _pair(dilation)
+  pads = _explicit_padding(padding, x.shape, w.shape, strides, dilation)
+  return _conv2d(x, w, strides, pads, dilation, precision, int(max_patch_bytes))
+
+
+def use_patches_dw(x_shape: Sequence[int], w_shape: Sequence[int], strides=1, dilation=1) -> bool:
+  """Whether `conv2d`'s patches dW beats XLA:CPU's for a conv of NHWC input x_shape and HWIO kernel w_shape.
+
+  From benchmarks/conv_grad.py on the 2-core CPU (table in its docstring): for every 3x3 conv of eccv16 at
+  176x176 batch 8 (Cin 1..512, strides 1 and 2, dilations 1 and 2) the patches dW was faster, 1.2x to 3.8x;
+  the margin shrinks as the output gets small (1.2x at 8x22x22 outputs from 256 channels). The smallest output
+  measured had N*H'*W' = 3872 rows, so below that (untested) XLA's is kept, as it is for 1x1 kernels (whose
+  gradient XLA already computes as a matmul). `dilation` does not enter the rule (both dilations measured won).
+  """
+  del dilation
+  if not _ENABLED[0] or jax.default_backend() != "cpu":  # measured on XLA:CPU only; GPUs keep cuDNN's dW
+    return False
+  kh, kw, _, _ = w_shape
+  sh, sw = _pair(strides)
+  rows = x_shape[0] * -(-x_shape[1] // sh) * -(-x_shape[2] // sw)
+  return kh * kw > 1 and rows >= MIN_PATCH_ROWS
+
+
+MIN_PATCH_ROWS = 3872  # smallest N*H'*W' measured (8x22x22), where patches still won
+_ENABLED = [True]
+
+
+def set_patches_dw(enabled: bool) -> None:
+  """Turns the patches kernel gradient on or off process-wide (for before/after benchmarks); traced
+  functions keep the choice they were compiled with."""
+  _ENABLED[0] = bool(enabled)
+
+
+def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+                   dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
+  """`lax.conv_general_dilated` signature; routes 2-D NHWC/HWIO convs the rule picks to `conv2d`."""
+  plain = functools.partial(lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                            feature_group_count=feature_group_count, precision=precision, **kwargs)
+  if (kwargs or lhs.ndim != 4 or feature_group_count != 1 or lhs.dtype != rhs.dtype
+      or any(d != 1 for d in (lhs_dilation or (1, 1)))):
+    return plain()
+  if dimension_numbers is None or (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+                                   != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)):
+    return plain()
+  strides, dilation = _pair(window_strides), _pair(rhs_dilation or 1)
+  if not use_patches_dw(lhs.shape, rhs.shape, strides, dilation):
+    return plain()
+  return conv2d(lhs, rhs, strides, padding, dilation, precision)
+
+
+class Conv(nn.Conv):
+  """`flax.linen.Conv` (same fields, parameters 'kernel' (kh, kw, Cin, Cout) and 'bias') whose 2-D convs use
+  `conv2d` (patches kernel gradient) where `use_patches_dw` says it is faster, `lax.conv_general_dilated`
+  elsewhere. Forward values are those of `flax.linen.Conv`."""
+  conv_general_dilated: Any = _dispatch_conv

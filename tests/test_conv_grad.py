@@ -1,0 +1,119 @@
+"""conv_grad.conv2d: forward equals lax conv; dX and dW equal the plain conv's gradients (float64 reference)."""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from jaxcolor import conv_grad
+
+DIMS = ("NHWC", "HWIO", "NHWC")
+
+# (x shape, kernel hw, Cout, strides, padding, dilation)
+CASES = [
+    ((2, 9, 9, 3), (3, 3), 4, 1, "SAME", 1),
+    ((2, 10, 9, 5), (3, 3), 6, 2, "SAME", 1),
+    ((1, 11, 12, 4), (3, 3), 3, 1, ((2, 2), (2, 2)), 2),
+    ((3, 13, 11, 2), (3, 3), 5, 2, ((1, 2), (0, 3)), 2),
+    ((2, 8, 8, 3), (3, 2), 4, (1, 2), "VALID", (2, 1)),
+    ((2, 7, 7, 4), (1, 1), 3, 1, "SAME", 1),
+    ((2, 10, 10, 3), (4, 4), 2, 2, "SAME", 1),
+]
+
+
+def plain(x, w, strides, padding, dilation):
+  strides = (strides,) * 2 if isinstance(strides, int) else strides
+  dilation = (dilation,) * 2 if isinstance(dilation, int) else dilation
+  return lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation, dimension_numbers=DIMS)
+
+
+def inputs(x_shape, khw, cout, dtype=np.float64, seed=0):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=x_shape).astype(dtype)
+  w = rng.normal(size=khw + (x_shape[-1], cout)).astype(dtype)
+  return x, w
+
+
+def grads(conv, x, w, g):
+  """(y, dX, dW) of conv(x, w) with output cotangent g."""
+  y, vjp = jax.vjp(conv, x, w)
+  return (y,) + vjp(g)
+
+
+def rel_err(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("x_shape,khw,cout,strides,padding,dilation", CASES)
+def test_matches_float64_reference(x_shape, khw, cout, strides, padding, dilation):
+  x, w = inputs(x_shape, khw, cout)
+  with jax.enable_x64(True):
+    y64 = plain(jnp.asarray(x), jnp.asarray(w), strides, padding, dilation)
+    g = np.random.default_rng(1).normal(size=y64.shape)
+    ref = grads(lambda x_, w_: plain(x_, w_, strides, padding, dilation), jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))
+    ref = [np.asarray(r) for r in ref]
+  x32, w32, g32 = (jnp.asarray(a, jnp.float32) for a in (x, w, g))
+  # A small patch budget forces several batch chunks where the batch has more than one image.
+  conv = jax.jit(lambda x_, w_: conv_grad.conv2d(x_, w_, strides, padding, dilation, max_patch_bytes=1))
+  ours = grads(conv, x32, w32, g32)
+  xla = grads(lambda x_, w_: plain(x_, w_, strides, padding, dilation), x32, w32, g32)
+  for name, o, p, r in zip(("y", "dX", "dW"), ours, xla, ref):
+    assert o.shape == r.shape and o.dtype == jnp.float32, name
+    assert rel_err(o, r) < 2e-6, (name, rel_err(o, r), rel_err(p, r))
+  np.testing.assert_array_equal(ours[0], xla[0])  # same forward computation
+  np.testing.assert_array_equal(ours[1], xla[1])  # same dX computation
+
+
+def test_chunking_does_not_change_dw():
+  x, w = (jnp.asarray(a, jnp.float32) for a in inputs((5, 12, 12, 3), (3, 3), 4))
+  g = jnp.asarray(np.random.default_rng(2).normal(size=(5, 12, 12, 4)), jnp.float32)
+  pads = ((1, 1), (1, 1))
+  one = conv_grad.patches_dw(x, g, (3, 3), (1, 1), pads, (1, 1))
+  per_image = 12 * 12 * 9 * 3 * 4
+  for budget in (1, 2 * per_image, 3 * per_image):  # chunks of 1, 2 (+1), 3 (+2) images
+    np.testing.assert_allclose(conv_grad.patches_dw(x, g, (3, 3), (1, 1), pads, (1, 1), max_patch_bytes=budget),
+                               one, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_close_to_float32():
+  x, w = inputs((2, 16, 16, 8), (3, 3), 8, np.float32)
+  g = np.random.default_rng(3).normal(size=(2, 8, 8, 8)).astype(np.float32)
+  conv = lambda x_, w_: conv_grad.conv2d(x_, w_, 2, "SAME", 1)
+  y32, dx32, dw32 = grads(jax.jit(conv), jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))
+  y16, dx16, dw16 = grads(jax.jit(conv), *(jnp.asarray(a, jnp.bfloat16) for a in (x, w, g)))
+  assert y16.dtype == dx16.dtype == dw16.dtype == jnp.bfloat16
+  for a, b in ((y16, y32), (dx16, dx32), (dw16, dw32)):
+    assert rel_err(a, b) < 2e-2
+  # dW accumulates the 128 products per entry in float32: within bfloat16 rounding of the float32 product of
+  # the same bfloat16-rounded inputs.
+  xb, gb = (np.asarray(jnp.asarray(a, jnp.bfloat16), np.float32) for a in (x, g))
+  exact = conv_grad.patches_dw(jnp.asarray(xb), jnp.asarray(gb), (3, 3), (2, 2), ((0, 1), (0, 1)), (1, 1))
+  assert rel_err(dw16, exact) < 8e-3
+
+
+def test_flax_conv_drop_in():
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(8, 44, 44, 3)), jnp.float32)  # 8x22x22 outputs
+  kwargs = dict(features=5, kernel_size=(3, 3), strides=2, padding=((1, 1), (1, 1)))
+  ref, ours = nn.Conv(**kwargs), conv_grad.Conv(**kwargs)
+  params = ref.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(0), x)) == jax.tree.map(jnp.shape, params)
+  assert params["params"]["kernel"].shape == (3, 3, 3, 5) and params["params"]["bias"].shape == (5,)
+  assert conv_grad.use_patches_dw(x.shape, (3, 3, 3, 5), (2, 2), (1, 1))
+  loss = lambda m: lambda p: jnp.sum(jnp.sin(m.apply(p, x)))
+  assert "custom_vjp" in str(jax.make_jaxpr(ours.apply)(params, x))  # the rule routed it to conv2d
+  np.testing.assert_array_equal(ours.apply(params, x), ref.apply(params, x))
+  g_ref, g_ours = jax.grad(loss(ref))(params), jax.jit(jax.grad(loss(ours)))(params)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_rule():
+  assert conv_grad.use_patches_dw((8, 88, 88, 64), (3, 3, 64, 128))  # the issue's layer
+  assert conv_grad.use_patches_dw((8, 44, 44, 256), (3, 3, 256, 256), 2)  # 8x22x22 outputs: measured, won
+  assert not conv_grad.use_patches_dw((8, 88, 88, 64), (1, 1, 64, 128))  # 1x1: already a matmul for XLA
+  assert not conv_grad.use_patches_dw((2, 16, 16, 64), (3, 3, 64, 64))  # smaller than measured: XLA's
+  m = conv_grad.Conv(4, (3, 3))
+  x = jnp.ones((2, 16, 16, 3))
+  assert "custom_vjp" not in str(jax.make_jaxpr(lambda x_: m.apply(m.init(jax.random.key(0), x_), x_))(x))
