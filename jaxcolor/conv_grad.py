@@ -178,3 +178,50 @@ class Conv(nn.Conv):
   `conv2d` (patches kernel gradient) where `use_patches_dw` says it is faster, `lax.conv_general_dilated`
   elsewhere. Forward values are those of `flax.linen.Conv`."""
   conv_general_dilated: Any = _dispatch_conv
+
+
+def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
+  """Padding of the zero-inserted input that makes a conv equal `lax.conv_transpose(..., padding)`."""
+  if padding == "SAME":
+    total = k + s - 2
+    before = k - 1 if s > k - 1 else -(-total // 2)
+  elif padding == "VALID":
+    total, before = k + s - 2 + max(k - s, 0), k - 1
+  else:
+    raise ValueError(f"transposed conv padding must be 'SAME' or 'VALID', got {padding!r}")
+  return before, total - before
+
+
+def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int], padding: str = "SAME") -> jax.Array:
+  """`lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC/HWIO)` as a conv over the
+  zero-inserted input, so its kernel gradient is a patches matmul as well (on XLA:CPU the plain one is
+  ~50x slower than the forward pass for eccv16's 4x4 stride-2 upsampling)."""
+  sh, sw = _pair(strides)
+  kh, kw = w.shape[:2]
+  xd = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (0, 0, sh - 1), (0, 0, sw - 1), (0, 0, 0)))
+  if not use_patches_dw(xd.shape, w.shape):
+    return lax.conv_transpose(x, w, (sh, sw), padding, dimension_numbers=_DIMS)
+  return conv2d(xd, w, 1, (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)), 1)
+
+
+class ConvTranspose(nn.Module):
+  """`flax.linen.ConvTranspose` (parameters 'kernel' (kh, kw, Cin, Cout) and 'bias', padding "SAME" or
+  "VALID", no kernel flip) computed by `conv_transpose`, whose kernel gradient is a patches matmul."""
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int] = (1, 1)
+  padding: str = "SAME"
+  use_bias: bool = True
+  kernel_init: Any = nn.initializers.lecun_normal()
+  bias_init: Any = nn.initializers.zeros
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kh, kw = self.kernel_size
+    kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features), self.param_dtype)
+    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = conv_transpose(x, kernel, self.strides, self.padding)
+    return y + bias if bias is not None else y

@@ -117,3 +117,19 @@ def test_rule():
   m = conv_grad.Conv(4, (3, 3))
   x = jnp.ones((2, 16, 16, 3))
   assert "custom_vjp" not in str(jax.make_jaxpr(lambda x_: m.apply(m.init(jax.random.key(0), x_), x_))(x))
+
+
+@pytest.mark.parametrize("shape,k,s,padding", [((2, 22, 22, 16), 4, 2, "SAME"), ((2, 9, 7, 8), 3, 2, "SAME"),
+                                               ((2, 8, 8, 4), 4, 2, "VALID"), ((2, 10, 10, 4), 3, 1, "SAME")])
+def test_conv_transpose_matches_flax(monkeypatch, shape, k, s, padding):
+  monkeypatch.setattr(conv_grad, "MIN_PATCH_ROWS", 0)  # take the patches path even for tiny shapes
+  x = jax.random.normal(jax.random.key(0), shape)
+  ref = nn.ConvTranspose(6, (k, k), strides=(s, s), padding=padding)
+  mine = conv_grad.ConvTranspose(6, (k, k), strides=(s, s), padding=padding)
+  v = ref.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, mine.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, v)
+  np.testing.assert_allclose(mine.apply(v, x), ref.apply(v, x), atol=1e-5)
+  g_ref = jax.grad(lambda v: jnp.sum(ref.apply(v, x) ** 2))(v)
+  g = jax.jit(jax.grad(lambda v: jnp.sum(mine.apply(v, x) ** 2)))(v)
+  for name in ("kernel", "bias"):
+    np.testing.assert_allclose(g["params"][name], g_ref["params"][name], rtol=1e-5, atol=1e-4)

@@ -88,7 +88,7 @@ class ECCV16(ColorModel):
       x = ZhangBlock(scale_width(spec.channels, self.width), spec.convs, spec.dilation, spec.last_stride,
                      name=f"block{i}", **self.layer_kwargs)(x, train=train)
     up = scale_width(ECCV16_UP_CHANNELS, self.width)
-    x = nn.ConvTranspose(up, (4, 4), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.he_normal(),
+    x = conv_grad.ConvTranspose(up, (4, 4), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.he_normal(),
                          dtype=self.dtype, param_dtype=self.param_dtype, name="block8_deconv")(x)
     x = nn.relu(x)  # (B, H/4, W/4, 256 w)
     for i in range(2):

@@ -105,7 +105,7 @@ class UpConvBN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = nn.ConvTranspose(self.features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
+    x = conv_grad.ConvTranspose(self.features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
                          use_bias=not self.use_bn, kernel_init=nn.initializers.he_normal(),
                          dtype=self.dtype, param_dtype=self.param_dtype)(x)
     if self.use_bn:
