@@ -22,13 +22,9 @@ def get_config(variant: str = ""):
   c.head = "regression"
   c.target_space = "lab"
   c.loss = "l2"
-  c.dataset = "photos_256"
+  default.seed003_data(c)
   c.image_size = 256
   c.batch_size = 32
-  c.augment.random_resized_crop = False
-  c.augment.flip = True
-  c.augment.rotation_degrees = 10.0
-  c.augment.zoom = 0.2
   c.optimizer = "adam"
   c.learning_rate = 1e-3
   c.schedule = "reduce_on_plateau"

@@ -20,13 +20,9 @@ def get_config(variant: str = ""):
   c.model_kwargs.features = (64, 128, 256, 512)
   c.head = "regression"
   c.loss = "l2"
-  c.dataset = "photos_256"
+  default.seed003_data(c)
   c.image_size = 224
   c.batch_size = 32
-  c.augment.random_resized_crop = False  # the seed resizes whole photos, then augments
-  c.augment.flip = True
-  c.augment.rotation_degrees = 10.0
-  c.augment.zoom = 0.2
   c.optimizer = "adam"
   c.learning_rate = 1e-3
   c.total_steps = 20_000

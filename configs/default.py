@@ -73,6 +73,17 @@ def get_config() -> ml_collections.ConfigDict:
   return c
 
 
+def seed003_data(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Seed 003's data recipe, shared by its systems: whole photos (no random crop) with flips, rotations
+  up to 10 degrees and zooms up to 20%; ../shared/data/photos-256 stands in for Visual Genome."""
+  c.dataset = "photos_256"
+  c.augment.random_resized_crop = False
+  c.augment.flip = True
+  c.augment.rotation_degrees = 10.0
+  c.augment.zoom = 0.2
+  return c
+
+
 VARIANTS = ("", "local")
 
 

@@ -29,13 +29,9 @@ def get_config(variant: str = ""):
   c.pretrained = ml_collections.ConfigDict(dict(inception=""))  # encoder name -> Keras .h5 ("" = random)
   c.head = "regression"
   c.loss = "l2"
-  c.dataset = "photos_256"
+  default.seed003_data(c)
   c.image_size = 224
   c.batch_size = 96
-  c.augment.random_resized_crop = False
-  c.augment.flip = True
-  c.augment.rotation_degrees = 10.0
-  c.augment.zoom = 0.2
   c.optimizer = "adam"
   c.learning_rate = 1e-3
   c.b1 = 0.9
