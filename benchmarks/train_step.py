@@ -5,7 +5,9 @@
 
 Each entry is model:image_size:batch. Classification head (313 bins, cross-entropy, Adam), one device. FLOPs
 per step come from XLA's cost analysis of the compiled step; images/s is the median over --steps timed steps
-after one warm-up. `--patches_dw off` measures XLA's own kernel gradients (see jaxcolor.conv_grad).
+after one warm-up. `--patches_dw off` measures XLA's own kernel gradients (see jaxcolor.conv_grad). The last
+column sets the achieved FLOP/s against the device's dense peak (`peak_gflops`): vendor figures for H100/H200,
+cores x clock x 32 FP32 FLOP/cycle for a CPU.
 """
 from __future__ import annotations
 
@@ -51,6 +53,25 @@ def measure(name: str, size: int, batch: int, dtype: str, repeats: int) -> tuple
   return batch / dt, flops / dt / 1e9
 
 
+# Dense peak GFLOP/s by device kind and dtype (vendor figures, no sparsity); CPU: see cpu_peak_gflops.
+GPU_PEAK_GFLOPS = {"H100": {"float32": 67_000, "bfloat16": 989_000}, "H200": {"float32": 67_000, "bfloat16": 989_000}}
+
+
+def cpu_peak_gflops() -> float:
+  """cores x clock x 32 FP32 FLOP/cycle (two 256-bit FMA units per core: AVX2 Zen 2+ / Skylake)."""
+  import os
+  mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
+  return (os.cpu_count() or 1) * (max(mhz) if mhz else 0.0) / 1e3 * 32
+
+
+def peak_gflops(dtype: str) -> float:
+  """The device's dense peak for `dtype` (0 if unknown); bfloat16 on a CPU counts as float32 work."""
+  kind = jax.devices()[0].device_kind
+  if jax.default_backend() == "cpu":
+    return cpu_peak_gflops()
+  return next((v[dtype] for k, v in GPU_PEAK_GFLOPS.items() if k in kind), 0.0)
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--models", default="eccv16:176:8,unet:64:32,resnet50_unet:224:8")
@@ -59,15 +80,17 @@ def main() -> None:
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
-  print("| model | size | batch | dtype | patches dW | img/s | GFLOP/s |")
-  print("|---|---|---|---|---|---|---|")
+  print("| model | size | batch | dtype | patches dW | img/s | GFLOP/s | % of peak |")
+  print("|---|---|---|---|---|---|---|---|")
   for entry in args.models.split(","):
     name, size, batch = entry.split(":")
     for dtype in args.dtypes.split(","):
       for patches in args.patches_dw.split(","):
         conv_grad.set_patches_dw(patches == "on")
         ips, gflops = measure(name, int(size), int(batch), dtype, args.steps)
-        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {ips:.2f} | {gflops:.1f} |", flush=True)
+        peak = peak_gflops(dtype)
+        share = f"{100 * gflops / peak:.0f}% of {peak:,.0f}" if peak else "?"
+        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {ips:.2f} | {gflops:.1f} | {share} |", flush=True)
 
 
 if __name__ == "__main__":
