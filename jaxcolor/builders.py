@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxcolor import color, losses, models, optim, parallel, prior, quantize
 from jaxcolor import task as task_lib
@@ -68,6 +69,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if unknown:
     raise ValueError(f"config.pretrained names {unknown}, but {config.model} has pretrained encoders: "
                      f"{', '.join(encoders) or 'none'}")
+  if getattr(model, "finetune_encoder_bn", True) is False and not any(config.pretrained.values()):
+    logging.warning("%s: no pretrained encoder file is given, yet its encoder BatchNorm keeps its initial "
+                    "statistics (mean 0, variance 1) in training, so the random encoder runs unnormalized; "
+                    "set config.model_kwargs.finetune_encoder_bn=True to train from scratch", config.model)
 
 
 def build_bins(config: ml_collections.ConfigDict) -> quantize.ABBins | None:

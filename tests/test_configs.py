@@ -129,3 +129,22 @@ def test_target_space_and_pretrained_names_are_checked():
     c.pretrained.resnet = "/nowhere.h5"
   with pytest.raises(ValueError, match="pretrained encoders: vgg"):
     builders.check_config(c)
+
+
+def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog):
+  """A random encoder whose BatchNorm keeps its initial statistics trains unnormalized: check_config says so."""
+  from configs import hybrid_unet
+  c = hybrid_unet.get_config("local")
+  with caplog.at_level("WARNING"):
+    builders.check_config(c)
+  assert "finetune_encoder_bn=True" in caplog.text
+  caplog.clear()
+  c.model_kwargs.finetune_encoder_bn = True
+  with caplog.at_level("WARNING"):
+    builders.check_config(c)
+  assert "finetune_encoder_bn" not in caplog.text
+  c.model_kwargs.finetune_encoder_bn = False
+  c.pretrained.vgg = "/weights/vgg16_notop.h5"  # pretrained: frozen statistics are the point
+  with caplog.at_level("WARNING"):
+    builders.check_config(c)
+  assert "finetune_encoder_bn" not in caplog.text

@@ -68,6 +68,39 @@ def batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype, name: str | None =
                       dtype=dtype, param_dtype=param_dtype, name=name, axis_name=axis_name)
 
 
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max pooling with stride 2, (B, H, W, C) -> (B, H/2, W/2, C), as a reshape and a max.
+
+  Same values as nn.max_pool(x, (2, 2), strides=(2, 2)); the gradient is an elementwise mask (shared evenly
+  between tied maxima) instead of XLA's select-and-scatter, which XLA:CPU runs far slower.
+  """
+  b, h, w, c = x.shape
+  return jnp.max(x[:, : h - h % 2, : w - w % 2].reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+
+
+class Deconv2x2(nn.Module):
+  """nn.ConvTranspose(features, (2, 2), strides=(2, 2), padding="VALID") as one matmul + depth-to-space.
+
+  The 2x2 stride-2 transposed conv does not overlap: input pixel (i, j) alone writes output block
+  (2i..2i+1, 2j..2j+1): y[b, 2i + di, 2j + dj] = x[b, i, j] @ kernel[1 - di, 1 - dj] + bias (flax's tap
+  order). Written as a (B h w, C) x (C, 4F) product, its kernel and input gradients are plain matmuls too,
+  where XLA:CPU runs the generic transposed conv's gradients slowly. Parameters, names and initializers are
+  the flax module's, so checkpoints and weights are interchangeable (tests/test_layers.py compares the two).
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features), self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    y = jnp.einsum("bhwc,ijcf->bhiwjf", x, kernel[::-1, ::-1])  # (B, h, 2, w, 2, F); flax flips the taps
+    return y.reshape(b, 2 * h, 2 * w, self.features) + bias
+
+
 class ConvBN(nn.Module):
   """k x k conv (stride, dilation) -> BatchNorm -> ReLU, NHWC.
 

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.models.layers import ColorModel, ConvBN, Dtype, center_l, check_divisible
+from jaxcolor.models.layers import ColorModel, ConvBN, Deconv2x2, Dtype, center_l, check_divisible, max_pool_2x2
 
 
 class DoubleConv(nn.Module):
@@ -53,11 +53,10 @@ class UNet(ColorModel):
     for i, f in enumerate(self.features[:-1]):  # (B, h, w, .) -> skip (B, h, w, f) -> (B, h/2, w/2, f)
       x = DoubleConv(f, name=f"down{i}", **kw)(x, train=train)
       skips.append(x)
-      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = max_pool_2x2(x)
     x = DoubleConv(self.features[-1], name="bottleneck", **kw)(x, train=train)  # (B, H/2^d, W/2^d, features[-1])
     for i, (f, skip) in enumerate(zip(reversed(self.features[:-1]), reversed(skips))):
-      x = nn.ConvTranspose(f, (2, 2), strides=(2, 2), padding="VALID", name=f"up{i}_deconv", dtype=self.dtype,
-                           param_dtype=self.param_dtype)(x)  # (B, 2h, 2w, f)
+      x = Deconv2x2(f, name=f"up{i}_deconv", dtype=self.dtype, param_dtype=self.param_dtype)(x)  # (B, 2h, 2w, f)
       x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)  # (B, 2h, 2w, 2f)
       x = DoubleConv(f, name=f"up{i}", **kw)(x, train=train)  # (B, 2h, 2w, f)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

@@ -1,0 +1,31 @@
+"""Shared model layers: the fast 2x2 blocks equal the flax modules they replace (values, params, gradients)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def test_deconv2x2_equals_flax_conv_transpose():
+  """Same parameters from the same key, same outputs and gradients as nn.ConvTranspose 2x2 / stride 2 / VALID."""
+  import flax.linen as nn
+  from jaxcolor.models import layers
+  x = jax.random.normal(jax.random.key(0), (2, 5, 3, 6))
+  ours, ref = layers.Deconv2x2(4), nn.ConvTranspose(4, (2, 2), strides=(2, 2), padding="VALID")
+  v_ours, v_ref = ours.init(jax.random.key(1), x), ref.init(jax.random.key(1), x)
+  jax.tree.map(np.testing.assert_array_equal, v_ours, v_ref)
+  v = {"params": {"kernel": jax.random.normal(jax.random.key(2), (2, 2, 6, 4)),
+                  "bias": jax.random.normal(jax.random.key(3), (4,))}}
+  np.testing.assert_allclose(ours.apply(v, x), ref.apply(v, x), rtol=1e-5, atol=1e-5)
+  assert ours.apply(v, x).shape == (2, 10, 6, 4)
+  loss = lambda m: (lambda v, x: jnp.sum(jnp.sin(m.apply(v, x))))
+  g_ours, g_ref = jax.grad(loss(ours), (0, 1))(v, x), jax.grad(loss(ref), (0, 1))(v, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g_ours, g_ref)
+
+
+def test_max_pool_2x2_equals_flax_max_pool():
+  import flax.linen as nn
+  from jaxcolor.models import layers
+  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # odd height: the last row is dropped, as VALID does
+  ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  np.testing.assert_array_equal(layers.max_pool_2x2(x), ref(x))
+  f = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * jnp.arange(1.0, 1 + 3 * 3 * 3 * 2).reshape(2, 3, 3, 3)))(x)
+  np.testing.assert_array_equal(f(layers.max_pool_2x2), f(ref))  # no ties in random normals
