@@ -25,7 +25,9 @@ SIZES = (32, 64, 128)
 def make_runs(stage_steps: int, batch: int) -> list[runner.Run]:
   def base(total_steps: int):
     c = hybrid_unet.get_config()
-    c.model_kwargs = dict(encoder_width=1 / 8, bottleneck_features=64, decoder_features=(64, 32, 16, 8, 4))
+    # Random-init encoders (no pretrained files): ResNet50V2's BatchNorm must learn its statistics.
+    c.model_kwargs = dict(encoder_width=1 / 8, bottleneck_features=64, decoder_features=(64, 32, 16, 8, 4),
+                          finetune_encoder_bn=True)
     c.image_size, c.batch_size, c.total_steps = SIZES[-1], batch, total_steps
     c.learning_rate, c.schedule, c.warmup_steps = 1e-3, "warmup_cosine", min(50, total_steps // 4)
     c.eval_every, c.eval_batches, c.log_every = 0, 2, 50
