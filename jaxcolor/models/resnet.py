@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
 from jaxcolor.models.layers import scale_width
 
@@ -45,7 +46,7 @@ class _ResNetBase(nn.Module):
 
   def _conv(self, features: int, kernel: int, name: str, strides: int = 1, use_bias: bool = True,
             padding: str = "VALID") -> nn.Conv:
-    return nn.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding, use_bias=use_bias,
+    return conv_grad.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding, use_bias=use_bias,
                    dtype=self.dtype, param_dtype=self.param_dtype, name=name)
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
 from jaxcolor.models.layers import max_pool_2x2, scale_width
 
@@ -51,7 +52,7 @@ class VGG16Encoder(nn.Module):
     for b, depth in enumerate(self.depths):
       for k in range(depth):
         name = f"block{b + 1}_conv{k + 1}"
-        x = nn.Conv(scale_width(VGG16_WIDTHS[b], self.width), (3, 3), padding="SAME", dtype=self.dtype,
+        x = conv_grad.Conv(scale_width(VGG16_WIDTHS[b], self.width), (3, 3), padding="SAME", dtype=self.dtype,
                     param_dtype=self.param_dtype, name=name)(x)
         x = nn.relu(x)
       features[f"block{b + 1}_conv{depth}"] = x
