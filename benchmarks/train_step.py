@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
 import time
 
@@ -59,7 +60,6 @@ GPU_PEAK_GFLOPS = {"H100": {"float32": 67_000, "bfloat16": 989_000}, "H200": {"f
 
 def cpu_peak_gflops() -> float:
   """cores x clock x 32 FP32 FLOP/cycle (two 256-bit FMA units per core: AVX2 Zen 2+ / Skylake)."""
-  import os
   mhz = [float(line.split(":")[1]) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")]
   return (os.cpu_count() or 1) * (max(mhz) if mhz else 0.0) / 1e3 * 32
 

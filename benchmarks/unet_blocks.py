@@ -10,25 +10,17 @@ jitted calls.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from conv_grad import timeit  # benchmarks/conv_grad.py: median seconds of a jitted call
 from jaxcolor.models import layers
 
 
 def ms(fn, *args, repeats: int) -> float:
-  jitted = jax.jit(fn)
-  jax.block_until_ready(jitted(*args))
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(jitted(*args))
-    times.append(time.perf_counter() - t)
-  return statistics.median(times) * 1e3
+  return timeit(fn, *args, repeats=repeats) * 1e3
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import platform
 import time
@@ -76,7 +77,6 @@ def train(run: Run, root: pathlib.Path) -> dict[str, Any]:
 def _device() -> str:
   d = jax.devices()[0]
   if d.platform == "cpu":
-    import os
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
   return d.device_kind
 
@@ -124,16 +124,13 @@ def tables(runs: list[Run], results: dict[str, Any], evalsets: list[EvalSet]) ->
   return "\n".join(lines)
 
 
-def _label(img: Image.Image, text: str) -> Image.Image:
-  out = Image.new("RGB", (img.width, img.height + 14), "white")
-  out.paste(img, (0, 14))
-  ImageDraw.Draw(out).text((2, 1), text[: img.width // 6], fill="black")
-  return out
+LABEL_HEIGHT = 14  # px of the header row naming each column
 
 
 def figure(runs: list[Run], root: pathlib.Path, evalset: EvalSet, data_dir: str, path: pathlib.Path,
            num_images: int = 6, tile: int = 128) -> None:
-  """Grid: one row per photo of `evalset`; columns gray | each run (its config's decoding) | truth."""
+  """Grid: a header row, then one row per photo of `evalset`; columns gray | each run (its config's decoding) |
+  truth."""
   cfg = ml_collections.ConfigDict(runs[0].config.to_dict())
   cfg.dataset, cfg.data_dir, cfg.eval_image_size, cfg.eval_batch_size = evalset.dataset, data_dir, evalset.size, 1
   data = input_pipeline.eval_dataset(cfg).dataset.as_numpy_iterator()
@@ -143,13 +140,12 @@ def figure(runs: list[Run], root: pathlib.Path, evalset: EvalSet, data_dir: str,
     model = colorize.Colorizer(str(root / run.name), size=evalset.size)
     columns[run.name] = [colorize.merge(p, ab) for p, ab in zip(photos, model.predict_ab(photos, batch_size=1))]
   columns["ground truth"] = photos
-  cols = [[_label(Image.fromarray(x).resize((tile, tile), Image.BICUBIC), name if i == 0 else "")
-           for i, x in enumerate(col)] for name, col in columns.items()]
-  h = cols[0][0].height
-  grid = Image.new("RGB", (tile * len(cols), h * num_images), "white")
-  for c, col in enumerate(cols):
-    for r, img in enumerate(col):
-      grid.paste(img if r == 0 else img.crop((0, 14, tile, h)).resize((tile, h)), (c * tile, r * h))
+  grid = Image.new("RGB", (tile * len(columns), LABEL_HEIGHT + tile * num_images), "white")
+  draw = ImageDraw.Draw(grid)
+  for c, (name, images) in enumerate(columns.items()):
+    draw.text((c * tile + 2, 1), name[: tile // 6], fill="black")
+    for r, image in enumerate(images):
+      grid.paste(Image.fromarray(image).resize((tile, tile), Image.BICUBIC), (c * tile, LABEL_HEIGHT + r * tile))
   path.parent.mkdir(parents=True, exist_ok=True)
   grid.save(path)
 

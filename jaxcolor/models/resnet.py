@@ -46,8 +46,8 @@ class _ResNetBase(nn.Module):
 
   def _conv(self, features: int, kernel: int, name: str, strides: int = 1, use_bias: bool = True,
             padding: str = "VALID") -> nn.Conv:
-    return conv_grad.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding, use_bias=use_bias,
-                   dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    return conv_grad.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
+                          use_bias=use_bias, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM,

@@ -53,7 +53,7 @@ class VGG16Encoder(nn.Module):
       for k in range(depth):
         name = f"block{b + 1}_conv{k + 1}"
         x = conv_grad.Conv(scale_width(VGG16_WIDTHS[b], self.width), (3, 3), padding="SAME", dtype=self.dtype,
-                    param_dtype=self.param_dtype, name=name)(x)
+                           param_dtype=self.param_dtype, name=name)(x)
         x = nn.relu(x)
       features[f"block{b + 1}_conv{depth}"] = x
       x = max_pool_2x2(x)  # = nn.max_pool 2x2 / 2 VALID, with a cheaper gradient
