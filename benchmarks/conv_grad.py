@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor import conv_grad
+from jaxcolor import compiler, conv_grad
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -65,8 +65,18 @@ def eccv16_layers(size: int) -> list[tuple[str, int, int, int, int, int]]:
   ]
 
 
+# First convs of the other benchmark models, whose inputs have 1 or 3 channels:
+# (name, batch, input side, Cin, Cout, kernel, stride).
+FIRST_LAYERS = [("unet c0 1->64", 32, 64, 1, 64, 3, 1), ("vgg16 c0 3->64", 8, 224, 3, 64, 3, 1),
+                ("resnet50 stem 3->64 7x7 s2", 8, 224, 3, 64, 7, 2)]
+# Transposed convs (stride 2, SAME): (name, batch, input side, Cin, Cout, kernel).
+DECONVS = [("eccv16 b8 4x4 512->256", 8, 22, 512, 256, 4), ("resnet50_unet up0 3x3 2048->256", 8, 7, 2048, 256, 3),
+           ("resnet50_unet up3 3x3 64->32", 8, 56, 64, 32, 3), ("resnet50_unet up4 3x3 32->16", 8, 112, 32, 16, 3)]
+XLA_OPTIONS: list[dict | None] = [None]  # set by --xla
+
+
 def timeit(fn, *args, repeats: int) -> float:
-  jitted = jax.jit(fn)
+  jitted = jax.jit(fn, compiler_options=XLA_OPTIONS[0])
   jax.block_until_ready(jitted(*args))
   times = []
   for _ in range(repeats):
@@ -81,7 +91,7 @@ def bench_layer(batch, side, cin, cout, stride, dil, dtype, repeats, max_patch_b
   x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), dtype)
   w = jnp.asarray(rng.normal(size=(k, k, cin, cout)) / np.sqrt(k * k * cin), dtype)
   strides, rhs_dil = (stride, stride), (dil, dil)
-  pads = ((dil * (k - 1) // 2,) * 2,) * 2  # eccv16's Caffe-style padding
+  pads = ((dil * (k - 1) // 2,) * 2,) * 2  # eccv16's Caffe-style padding (3x3); "same" for odd k
 
   def fwd(x, w):
     return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=rhs_dil, dimension_numbers=DIMS)
@@ -104,6 +114,29 @@ def bench_layer(batch, side, cin, cout, stride, dil, dtype, repeats, max_patch_b
   return flops, times, conv_grad.use_patches_dw(x.shape, w.shape, strides, rhs_dil)
 
 
+def bench_deconv(batch, side, cin, cout, k, repeats):
+  """ms of forward and forward + both gradients: lax.conv_transpose (XLA), the same as a conv over the
+  zero-inserted input with the patches dW (jaxcolor before), and `conv_grad.conv_transpose` (phases)."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, k, cin, cout)) / np.sqrt(k * k * cin), jnp.float32)
+  pad = conv_grad._transpose_pads(k, 2, "SAME")
+
+  def zero_inserted(x, w):
+    xd = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (0, 0, 1), (0, 0, 1), (0, 0, 0)))
+    return conv_grad.conv2d(xd, w, 1, (pad, pad), 1)
+
+  variants = {"XLA": lambda x, w: lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=DIMS),
+              "zero-insert + patches dW": zero_inserted,
+              "phases": lambda x, w: conv_grad.conv_transpose(x, w, (2, 2), "SAME")}
+  g = jnp.asarray(rng.normal(size=(batch, 2 * side, 2 * side, cout)), jnp.float32)
+  out = {}
+  for name, f in variants.items():
+    full = lambda x, w, g, f=f: jax.vjp(f, x, w)[1](g)
+    out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
+  return out
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--batch", type=int, default=8)
@@ -112,23 +145,34 @@ def main() -> None:
   parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   parser.add_argument("--max-patch-mib", type=float, default=conv_grad.DEFAULT_MAX_PATCH_BYTES / 2**20)
   parser.add_argument("--only", default=None, help="substring of the layer names to run")
+  parser.add_argument("--xla", default="jaxcolor", choices=["jaxcolor", "default"],
+                      help="compile with jaxcolor.compiler's options or XLA's defaults (YNNPACK convs on CPU)")
   args = parser.parse_args()
+  XLA_OPTIONS[0] = compiler.options() if args.xla == "jaxcolor" else None
   dtype = jnp.dtype(args.dtype)
   print(f"{jax.devices()[0].platform} x{jax.device_count()}, batch {args.batch}, size {args.size}, {args.dtype}, "
-        f"max patches {args.max_patch_mib:g} MiB; ms (GFLOP/s)")
+        f"max patches {args.max_patch_mib:g} MiB, XLA options {XLA_OPTIONS[0]}; ms (GFLOP/s)")
   cols = ["fwd", "dX", "dW XLA", "dW patches"]
-  print(f"{'layer':20s} {'in':>11s} " + " ".join(f"{c:>16s}" for c in cols) + "  faster dW  rule")
-  for name, side, cin, cout, stride, dil in eccv16_layers(args.size):
+  print(f"{'layer':27s} {'in':>14s} " + " ".join(f"{c:>16s}" for c in cols) + "  faster dW  rule")
+  rows = [(name, args.batch, side, cin, cout, 3, stride, dil) for name, side, cin, cout, stride, dil
+          in eccv16_layers(args.size)] + [r + (1,) for r in FIRST_LAYERS]
+  for name, batch, side, cin, cout, k, stride, dil in rows:
     if args.only and args.only not in name:
       continue
-    flops, times, rule = bench_layer(args.batch, side, cin, cout, stride, dil, dtype, args.repeats,
-                                     int(args.max_patch_mib * 2**20))
+    flops, times, rule = bench_layer(batch, side, cin, cout, stride, dil, dtype, args.repeats,
+                                     int(args.max_patch_mib * 2**20), k=k)
     cells = " ".join(f"{1e3 * times[c]:8.1f} ({flops / times[c] / 1e9:5.0f})" for c in cols)
     ratio = times["dW XLA"] / times["dW patches"]
     best = f"patches {ratio:.1f}x" if ratio > 1 else f"XLA {1 / ratio:.1f}x"
-    print(f"{name:20s} {f'{side}x{side}x{cin}':>11s} {cells}  {best:12s} {'patches' if rule else 'XLA'}",
+    print(f"{name:27s} {f'{batch}x{side}x{side}x{cin}':>14s} {cells}  {best:12s} {'patches' if rule else 'XLA'}",
           flush=True)
-
+  print("\ntransposed conv, stride 2, SAME: ms forward / forward + dX + dW")
+  for name, batch, side, cin, cout, k in DECONVS:
+    if args.only and args.only not in name:
+      continue
+    res = bench_deconv(batch, side, cin, cout, k, args.repeats)
+    cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
+    print(f"{name:32s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
 
 if __name__ == "__main__":
   main()

@@ -1,11 +1,12 @@
 """Train-step throughput on synthetic on-device batches (no TensorFlow needed), and achieved FLOP/s.
 
     python benchmarks/train_step.py [--models eccv16:176:8,unet:64:32,resnet50_unet:224:8]
-        [--dtypes float32,bfloat16] [--patches_dw on,off] [--steps 3]
+        [--dtypes float32,bfloat16] [--patches_dw on,off] [--xla jaxcolor,default] [--steps 3]
 
 Each entry is model:image_size:batch. Classification head (313 bins, cross-entropy, Adam), one device. FLOPs
 per step come from XLA's cost analysis of the compiled step; images/s is the median over --steps timed steps
-after one warm-up. `--patches_dw off` measures XLA's own kernel gradients (see jaxcolor.conv_grad). The last
+after one warm-up. `--patches_dw off` measures XLA's own kernel gradients (see jaxcolor.conv_grad);
+`--xla default` compiles without jaxcolor's compiler options (`jaxcolor.compiler`: on CPU, no YNNPACK convs). The last
 column sets the achieved FLOP/s against the device's dense peak (`peak_gflops`): vendor figures for H100/H200,
 cores x clock x 32 FP32 FLOP/cycle for a CPU.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import os
 import statistics
 import time
@@ -22,12 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import conv_grad, losses, models, quantize, steps
+from jaxcolor import compiler, conv_grad, losses, models, quantize, steps
 from jaxcolor import task as task_lib
 
 
-def measure(name: str, size: int, batch: int, dtype: str, repeats: int) -> tuple[float, float]:
-  """(images/s, achieved GFLOP/s) of one jitted train step."""
+def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str = "jaxcolor") -> tuple[float, float]:
+  """(images/s, achieved GFLOP/s) of one jitted train step; xla: 'jaxcolor' (its compiler options) or 'default'."""
   bins = quantize.make_bins()
   model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
   task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
@@ -36,7 +38,8 @@ def measure(name: str, size: int, batch: int, dtype: str, repeats: int) -> tuple
   state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
       steps.make_rng(0))
   step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task,
-                                   loss_fn=losses.get_loss("cross_entropy")), donate_argnums=(0,))
+                                   loss_fn=losses.get_loss("cross_entropy")), donate_argnums=(0,),
+                 compiler_options=compiler.options() if xla == "jaxcolor" else None)
   images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
   data = {"image": images, "mask": jnp.ones((batch,), bool)}
   compiled = step.lower(state, data).compile()
@@ -76,21 +79,23 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--models", default="eccv16:176:8,unet:64:32,resnet50_unet:224:8")
   p.add_argument("--dtypes", default="float32")
-  p.add_argument("--patches_dw", default="on,off")
+  p.add_argument("--patches_dw", default="on")
+  p.add_argument("--xla", default="jaxcolor", help="jaxcolor (its compiler options) and/or default (XLA's)")
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
-  print("| model | size | batch | dtype | patches dW | img/s | GFLOP/s | % of peak |")
-  print("|---|---|---|---|---|---|---|---|")
+  print("| model | size | batch | dtype | patches dW | XLA options | img/s | GFLOP/s | % of peak |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for entry in args.models.split(","):
     name, size, batch = entry.split(":")
     for dtype in args.dtypes.split(","):
-      for patches in args.patches_dw.split(","):
+      for patches, xla in itertools.product(args.patches_dw.split(","), args.xla.split(",")):
         conv_grad.set_patches_dw(patches == "on")
-        ips, gflops = measure(name, int(size), int(batch), dtype, args.steps)
+        ips, gflops = measure(name, int(size), int(batch), dtype, args.steps, xla)
         peak = peak_gflops(dtype)
         share = f"{100 * gflops / peak:.0f}% of {peak:,.0f}" if peak else "?"
-        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {ips:.2f} | {gflops:.1f} | {share} |", flush=True)
+        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {xla} | {ips:.2f} | {gflops:.1f} | {share} |",
+              flush=True)
 
 
 if __name__ == "__main__":

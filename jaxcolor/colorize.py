@@ -86,7 +86,7 @@ class Colorizer:
                temperature: float | None = None, decoding: str | None = None):
     import jax
     import ml_collections
-    from jaxcolor import builders, checkpoint, color, models, steps
+    from jaxcolor import builders, checkpoint, color, compiler, models, steps
     arts = checkpoint.load_run_artifacts(workdir)
     self.config = ml_collections.ConfigDict(arts.config)
     self.bins = arts.bins
@@ -105,7 +105,7 @@ class Colorizer:
       l = color.rgb_to_l_ab(rgb_small)[0]
       return steps.predict_ab_from_l(variables, l, model=self.model, task=self.task, decoding=decoding,
                                      temperature=temperature)
-    self._predict = jax.jit(predict)
+    self._predict = compiler.jit(predict)
 
   def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
     """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile)."""

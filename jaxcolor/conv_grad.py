@@ -1,24 +1,24 @@
-"""2-D convolution whose kernel gradient is a patches x output-gradient matrix product (im2col).
+"""Convolutions whose gradients are cheap on XLA:CPU: a patches (im2col) kernel gradient for convs over few
+input channels, and transposed convs as per-phase convs.
 
-On a 2-core CPU, XLA computes the kernel (weight) gradient of convolutions with large images and few
-channels far slower than the forward pass or the input gradient (the issue's 3x3 64->128 conv on 8x88x88:
-~22 GFLOP/s for dW vs ~150 for forward and dX). `conv2d` has the forward semantics of
-`lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation,
-dimension_numbers=("NHWC", "HWIO", "NHWC"))` and a custom VJP:
+* `conv2d` has the forward semantics of `lax.conv_general_dilated(x, w, strides, padding,
+  rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))` and a custom VJP: dX is XLA's usual
+  transposed convolution; dW is patches^T @ dY, where patches, shape (N*H'*W', kh*kw*Cin), are the kh*kw
+  strided, dilated windows of the padded input, concatenated tap-major (row a, column b, then channel), so the
+  (kh*kw*Cin, Cout) product reshapes directly to HWIO. The product accumulates in float32 (also for bfloat16
+  inputs). The patch matrix is kh*kw times the input, so dW runs over chunks of the batch whose patch matrix
+  has at most `max_patch_bytes` (default 64 MiB; at least one image per chunk), summed in float32.
+* `use_patches_dw` is the rule, from `benchmarks/conv_grad.py` on the 2-core CPU, for where that dW beats
+  XLA's: only the first convs of a network, whose patches are short (1 or 3 input channels). The issue that
+  asked for this measured XLA's kernel gradients at 8-22 GFLOP/s; most of that was YNNPACK's convolutions,
+  which `jaxcolor.compiler` now keeps out, after which XLA's own dW runs at 85-160 GFLOP/s on eccv16's layers.
+* `conv_transpose` computes a strided transposed conv on CPU as one stride-1 conv per output phase (the
+  sub-pixel decomposition): XLA's conv over the zero-inserted input spends 4x the FLOPs of a 4x4 stride-2
+  kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
+  gradients) for eccv16's 512 -> 256 upsampling at batch 8.
 
-* dX: XLA's usual transposed convolution (`jax.vjp` of the plain conv with respect to x only);
-* dW: patches^T @ dY, where patches, shape (N*H'*W', kh*kw*Cin), are the kh*kw strided, dilated windows
-  of the padded input, concatenated tap-major (row a, column b, then channel), so the (kh*kw*Cin, Cout)
-  product reshapes directly to HWIO. The product accumulates in float32 (also for bfloat16 inputs) and is
-  cast to the kernel dtype.
-
-Memory: the patch matrix is kh*kw times the input (9x for a 3x3 conv; 570 MiB for 8x176x176x64 float32),
-so dW is computed over chunks of the batch, each chunk's patch matrix at most `max_patch_bytes` (default
-64 MiB; at least one image per chunk), and the per-chunk products summed in float32.
-
-`use_patches_dw(x_shape, w_shape)` is the rule, from `benchmarks/conv_grad.py` measurements on the 2-core
-CPU, for when this dW beats XLA's; `Conv` is `flax.linen.Conv` (same parameters 'kernel' (kh, kw, Cin,
-Cout) and 'bias') that uses `conv2d` where the rule says so and `lax.conv_general_dilated` elsewhere.
+`Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
+built on these; on other backends they are plain XLA convolutions.
 """
 from __future__ import annotations
 
@@ -130,22 +130,21 @@ def conv2d(x, w, strides: int | Sequence[int] = 1, padding: str | Sequence[tuple
 def use_patches_dw(x_shape: Sequence[int], w_shape: Sequence[int], strides=1, dilation=1) -> bool:
   """Whether `conv2d`'s patches dW beats XLA:CPU's for a conv of NHWC input x_shape and HWIO kernel w_shape.
 
-  From benchmarks/conv_grad.py on the 2-core CPU (table in its docstring): for every 3x3 conv of eccv16 at
-  176x176 batch 8 (Cin 1..512, strides 1 and 2, dilations 1 and 2) the patches dW was faster, 1.2x to 3.8x;
-  the margin shrinks as the output gets small (1.2x at 8x22x22 outputs from 256 channels). The smallest output
-  measured had N*H'*W' = 3872 rows, so below that (untested) XLA's is kept, as it is for 1x1 kernels (whose
-  gradient XLA already computes as a matmul). `dilation` does not enter the rule (both dilations measured won).
+  From `python benchmarks/conv_grad.py` on the 2-core CPU with jaxcolor's compiler options (table in
+  benchmarks/BENCHMARKS.md): XLA's own kernel gradient is 1.3x to 2.9x faster for every conv with 64 or more
+  input channels, and 4.2x for ResNet's 7x7 stem over 3 channels; the patches product wins only where a
+  patch is short: the 1-channel first convs (eccv16 2.1x, unet 4.8x) and VGG's 3x3 over 3 channels (1.1x).
+  So: kernels larger than 1x1 whose patches have at most MAX_PATCH_COLUMNS = kh*kw*Cin entries.
+  `strides` and `dilation` do not enter the rule.
   """
-  del dilation
+  del strides, dilation
   if not _ENABLED[0] or jax.default_backend() != "cpu":  # measured on XLA:CPU only; GPUs keep cuDNN's dW
     return False
-  kh, kw, _, _ = w_shape
-  sh, sw = _pair(strides)
-  rows = x_shape[0] * -(-x_shape[1] // sh) * -(-x_shape[2] // sw)
-  return kh * kw > 1 and rows >= MIN_PATCH_ROWS
+  kh, kw, cin, _ = w_shape
+  return kh * kw > 1 and kh * kw * cin <= MAX_PATCH_COLUMNS
 
 
-MIN_PATCH_ROWS = 3872  # smallest N*H'*W' measured (8x22x22), where patches still won
+MAX_PATCH_COLUMNS = 32  # 3x3 over 3 channels (27) still won; 7x7 over 3 (147) and 3x3 over 64 (576) lost
 _ENABLED = [True]
 
 
@@ -192,21 +191,58 @@ def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
   return before, total - before
 
 
+def _phases(size: int, k: int, s: int, padding: str) -> tuple[int, list[tuple[int, int, int]]] | None:
+  """Per output phase r (outputs r, r + s, ...) of a 1-D transposed conv: (first tap t0, its input offset d0,
+  number of taps), taps t0, t0 + s, ... reading inputs m + d0, m + d0 + 1, ... for output m * s + r.
+
+  Returns (outputs per phase M, phases), or None when the output length is not a multiple of s."""
+  lo, hi = _transpose_pads(k, s, padding)
+  out = (size - 1) * s + 1 + lo + hi - k + 1
+  if out % s:
+    return None
+  phases = []
+  for r in range(s):
+    t0 = (lo - r) % s
+    phases.append((t0, (r + t0 - lo) // s, len(range(t0, k, s))))
+  return out // s, phases
+
+
 def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int], padding: str = "SAME") -> jax.Array:
-  """`lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC/HWIO)` as a conv over the
-  zero-inserted input, so its kernel gradient is a patches matmul as well (on XLA:CPU the plain one is
-  ~50x slower than the forward pass for eccv16's 4x4 stride-2 upsampling)."""
+  """`lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC/HWIO)` (no kernel flip).
+
+  On CPU, as sh*sw stride-1 convs, one per output phase, with the taps of the kernel that reach it (the
+  sub-pixel decomposition), interleaved by a reshape: no multiplications by inserted zeros (4x fewer FLOPs
+  for a 4x4 stride-2 kernel) in the forward pass or either gradient, which are plain conv gradients.
+  Elsewhere, and when an output length is not a multiple of the stride, `lax.conv_transpose`."""
   sh, sw = _pair(strides)
   kh, kw = w.shape[:2]
-  xd = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (0, 0, sh - 1), (0, 0, sw - 1), (0, 0, 0)))
-  if not use_patches_dw(xd.shape, w.shape):
+  n, h, wd, _ = x.shape
+  ph, pw = _phases(h, kh, sh, padding), _phases(wd, kw, sw, padding)
+  if not _ENABLED[0] or jax.default_backend() != "cpu" or ph is None or pw is None:
     return lax.conv_transpose(x, w, (sh, sw), padding, dimension_numbers=_DIMS)
-  return conv2d(xd, w, 1, (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)), 1)
+  (mh, phases_h), (mw, phases_w) = ph, pw
+  lo_h = max(0, -min(d for _, d, _ in phases_h))
+  lo_w = max(0, -min(d for _, d, _ in phases_w))
+  hi_h = max(0, max(d + c - 1 + mh - 1 for _, d, c in phases_h) - (h - 1))
+  hi_w = max(0, max(d + c - 1 + mw - 1 for _, d, c in phases_w) - (wd - 1))
+  xp = jnp.pad(x, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+  rows = []
+  for th, dh, ch in phases_h:
+    cols = []
+    for tw, dw, cw in phases_w:
+      if ch == 0 or cw == 0:  # a stride larger than the kernel leaves some outputs untouched
+        cols.append(jnp.zeros((n, mh, mw, w.shape[-1]), jnp.result_type(x, w)))
+        continue
+      r0, c0 = dh + lo_h, dw + lo_w  # the window of inputs this phase reads
+      xs = lax.slice(xp, (0, r0, c0, 0), (n, r0 + mh + ch - 1, c0 + mw + cw - 1, xp.shape[-1]))
+      cols.append(lax.conv_general_dilated(xs, w[th::sh, tw::sw], (1, 1), "VALID", dimension_numbers=_DIMS))
+    rows.append(jnp.stack(cols, axis=3))  # (n, mh, mw, sw, Cout)
+  return jnp.stack(rows, axis=2).reshape(n, mh * sh, mw * sw, w.shape[-1])  # (n, mh, sh, mw, sw, C) -> interleaved
 
 
 class ConvTranspose(nn.Module):
   """`flax.linen.ConvTranspose` (parameters 'kernel' (kh, kw, Cin, Cout) and 'bias', padding "SAME" or
-  "VALID", no kernel flip) computed by `conv_transpose`, whose kernel gradient is a patches matmul."""
+  "VALID", no kernel flip) computed by `conv_transpose` (per-phase convs on CPU)."""
   features: int
   kernel_size: Sequence[int]
   strides: Sequence[int] = (1, 1)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import jax
 import ml_collections
 
-from jaxcolor import color, evaluators, input_pipeline, steps
+from jaxcolor import color, compiler, evaluators, input_pipeline, steps
 from jaxcolor.colorize import Colorizer
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
@@ -58,7 +58,7 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
       l = color.rgb_to_l_ab(images)[0]
       return steps.predict_ab_from_l(variables, l, model=run.model, task=run.task, decoding=decoding,
                                      temperature=temperature)
-    predict_fn = jax.jit(predict)
+    predict_fn = compiler.jit(predict)
     values = dict(evaluators.get_evaluator("color_metrics").run(lambda x: predict_fn(run.variables, x), batches))
     name = "model" if decoding is None else f"model ({decoding}{'' if temperature is None else f', T={temperature}'})"
     rows[name] = {k: float(v) for k, v in values.items() if not k.startswith("gray/")}

@@ -21,7 +21,8 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from jaxcolor import builders, checkpoint, color, evaluators, input_pipeline, optim, parallel, prefetch, steps
+from jaxcolor import (builders, checkpoint, color, compiler, evaluators, input_pipeline, optim, parallel, prefetch,
+                      steps)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -126,10 +127,10 @@ class Trainer:
                                  axis_name=parallel.PMAP_AXIS, donate_argnums=(0,))
     else:
       rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-      self.train_step = jax.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
+      self.train_step = compiler.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
     # Evaluation always runs under jit on the mesh (a pmap state is unreplicated first).
     predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task)
-    self.predict_ab = jax.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
+    self.predict_ab = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
 
   def variables(self, state: steps.TrainState) -> dict[str, Any]:
     if self.pmap:

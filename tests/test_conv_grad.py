@@ -110,26 +110,40 @@ def test_flax_conv_drop_in():
 
 
 def test_rule():
-  assert conv_grad.use_patches_dw((8, 88, 88, 64), (3, 3, 64, 128))  # the issue's layer
-  assert conv_grad.use_patches_dw((8, 44, 44, 256), (3, 3, 256, 256), 2)  # 8x22x22 outputs: measured, won
-  assert not conv_grad.use_patches_dw((8, 88, 88, 64), (1, 1, 64, 128))  # 1x1: already a matmul for XLA
-  assert not conv_grad.use_patches_dw((2, 16, 16, 64), (3, 3, 64, 64))  # smaller than measured: XLA's
+  assert conv_grad.use_patches_dw((8, 176, 176, 1), (3, 3, 1, 64))  # eccv16's first conv
+  assert conv_grad.use_patches_dw((8, 224, 224, 3), (3, 3, 3, 64))  # VGG16's first conv
+  assert not conv_grad.use_patches_dw((8, 88, 88, 64), (3, 3, 64, 128))  # the issue's layer: XLA's is faster
+  assert not conv_grad.use_patches_dw((8, 230, 230, 3), (7, 7, 3, 64), 2)  # ResNet stem: XLA's
+  assert not conv_grad.use_patches_dw((8, 88, 88, 1), (1, 1, 1, 128))  # 1x1: already a matmul for XLA
   m = conv_grad.Conv(4, (3, 3))
-  x = jnp.ones((2, 16, 16, 3))
+  x = jnp.ones((2, 16, 16, 8))
   assert "custom_vjp" not in str(jax.make_jaxpr(lambda x_: m.apply(m.init(jax.random.key(0), x_), x_))(x))
 
 
-@pytest.mark.parametrize("shape,k,s,padding", [((2, 22, 22, 16), 4, 2, "SAME"), ((2, 9, 7, 8), 3, 2, "SAME"),
-                                               ((2, 8, 8, 4), 4, 2, "VALID"), ((2, 10, 10, 4), 3, 1, "SAME")])
-def test_conv_transpose_matches_flax(monkeypatch, shape, k, s, padding):
-  monkeypatch.setattr(conv_grad, "MIN_PATCH_ROWS", 0)  # take the patches path even for tiny shapes
+@pytest.mark.parametrize("shape,k,s,padding,phased", [
+    ((2, 22, 22, 16), 4, 2, "SAME", True), ((2, 9, 7, 8), 3, 2, "SAME", True), ((2, 8, 8, 4), 4, 2, "VALID", True),
+    ((2, 10, 10, 4), 3, 1, "SAME", True), ((1, 5, 6, 3), 5, 3, "SAME", True),
+    ((1, 4, 5, 3), 1, 2, "SAME", True),  # stride > kernel: phases that no tap reaches stay zero
+    ((2, 6, 6, 4), 3, 2, "VALID", False)])  # output 13: not a multiple of the stride, lax's conv_transpose
+def test_conv_transpose_matches_flax(shape, k, s, padding, phased):
   x = jax.random.normal(jax.random.key(0), shape)
   ref = nn.ConvTranspose(6, (k, k), strides=(s, s), padding=padding)
   mine = conv_grad.ConvTranspose(6, (k, k), strides=(s, s), padding=padding)
   v = ref.init(jax.random.key(1), x)
   assert jax.tree.map(jnp.shape, mine.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, v)
+  jaxpr = str(jax.make_jaxpr(mine.apply)(v, x))
+  if s > 1:  # lax's conv_transpose is a conv over the zero-inserted input (lhs_dilation = strides)
+    assert (f"lhs_dilation=({s}, {s})" not in jaxpr) == phased
   np.testing.assert_allclose(mine.apply(v, x), ref.apply(v, x), atol=1e-5)
   g_ref = jax.grad(lambda v: jnp.sum(ref.apply(v, x) ** 2))(v)
   g = jax.jit(jax.grad(lambda v: jnp.sum(mine.apply(v, x) ** 2)))(v)
   for name in ("kernel", "bias"):
     np.testing.assert_allclose(g["params"][name], g_ref["params"][name], rtol=1e-5, atol=1e-4)
+
+
+def test_conv_transpose_input_gradient():
+  x = jax.random.normal(jax.random.key(0), (2, 7, 7, 5))
+  w = jax.random.normal(jax.random.key(1), (4, 4, 5, 3))
+  ref = lambda x: jnp.sum(jnp.sin(lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=DIMS)))
+  mine = lambda x: jnp.sum(jnp.sin(conv_grad.conv_transpose(x, w, (2, 2), "SAME")))
+  np.testing.assert_allclose(jax.grad(mine)(x), jax.grad(ref)(x), rtol=1e-4, atol=1e-4)
