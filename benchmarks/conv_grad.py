@@ -108,7 +108,12 @@ def bench_layer(batch, side, cin, cout, stride, dil, dtype, repeats, max_patch_b
   def dw_patches(x, w, g):
     return conv_grad.patches_dw(x, g, (k, k), strides, pads, rhs_dil, max_patch_bytes=max_patch_bytes).astype(w.dtype)
 
+  def dx_phases(x, w, g):
+    return conv_grad.phases_dx(g, w, x.shape, strides, pads)
+
+  phased = stride > 1 and dil == 1
   times = {"fwd": timeit(fwd, x, w, repeats=repeats), "dX": timeit(dx, x, w, g, repeats=repeats),
+           "dX phases": timeit(dx_phases, x, w, g, repeats=repeats) if phased else float("nan"),
            "dW XLA": timeit(dw_xla, x, w, g, repeats=repeats),
            "dW patches": timeit(dw_patches, x, w, g, repeats=repeats)}
   return flops, times, conv_grad.use_patches_dw(x.shape, w.shape, strides, rhs_dil)
@@ -152,7 +157,7 @@ def main() -> None:
   dtype = jnp.dtype(args.dtype)
   print(f"{jax.devices()[0].platform} x{jax.device_count()}, batch {args.batch}, size {args.size}, {args.dtype}, "
         f"max patches {args.max_patch_mib:g} MiB, XLA options {XLA_OPTIONS[0]}; ms (GFLOP/s)")
-  cols = ["fwd", "dX", "dW XLA", "dW patches"]
+  cols = ["fwd", "dX", "dX phases", "dW XLA", "dW patches"]
   print(f"{'layer':27s} {'in':>14s} " + " ".join(f"{c:>16s}" for c in cols) + "  faster dW  rule")
   rows = [(name, args.batch, side, cin, cout, 3, stride, dil) for name, side, cin, cout, stride, dil
           in eccv16_layers(args.size)] + [r + (1,) for r in FIRST_LAYERS]

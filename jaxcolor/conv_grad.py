@@ -92,39 +92,63 @@ def patches_dw(x, g, kernel_hw, strides, padding, dilation, precision=None,
   return acc.reshape(kh, kw, c, o)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
-def _conv2d(x, w, strides, padding, dilation, precision, max_patch_bytes):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7, 8))
+def _conv2d(x, w, strides, padding, dilation, precision, max_patch_bytes, dw_patches, dx_phases):
   return _plain_conv(x, w, strides, padding, dilation, precision)
 
 
-def _conv2d_fwd(x, w, strides, padding, dilation, precision, max_patch_bytes):
+def _conv2d_fwd(x, w, strides, padding, dilation, precision, max_patch_bytes, dw_patches, dx_phases):
   return _plain_conv(x, w, strides, padding, dilation, precision), (x, w)
 
 
-def _conv2d_bwd(strides, padding, dilation, precision, max_patch_bytes, res, g):
+def _conv2d_bwd(strides, padding, dilation, precision, max_patch_bytes, dw_patches, dx_phases, res, g):
   x, w = res
-  _, x_vjp = jax.vjp(lambda x_: _plain_conv(x_, w, strides, padding, dilation, precision), x)
-  (dx,) = x_vjp(g)
-  dw = patches_dw(x, g, w.shape[:2], strides, padding, dilation, precision, max_patch_bytes)
-  return dx, dw.astype(w.dtype)
+  conv = functools.partial(_plain_conv, strides=strides, padding=padding, dilation=dilation, precision=precision)
+  if dx_phases:
+    dx = phases_dx(g, w, x.shape, strides, padding)
+  else:
+    dx = jax.vjp(lambda x_: conv(x_, w), x)[1](g)[0]
+  if dw_patches:
+    dw = patches_dw(x, g, w.shape[:2], strides, padding, dilation, precision, max_patch_bytes).astype(w.dtype)
+  else:
+    dw = jax.vjp(lambda w_: conv(x, w_), w)[1](g)[0]
+  return dx, dw
 
 
 _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 def conv2d(x, w, strides: int | Sequence[int] = 1, padding: str | Sequence[tuple[int, int]] = "SAME",
-           dilation: int | Sequence[int] = 1, precision=None, max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES):
+           dilation: int | Sequence[int] = 1, precision=None, max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+           *, dw: str = "patches", dx: str = "xla"):
   """`lax.conv_general_dilated(x, w, strides, padding, rhs_dilation=dilation, dimension_numbers=NHWC/HWIO/NHWC)`
-  with the kernel gradient computed as patches^T @ dY (see the module docstring).
+  whose kernel gradient is patches^T @ dY (dw="patches"; "xla" for XLA's) and whose input gradient is XLA's
+  (dx="xla") or, for a strided conv without dilation, per-phase convs (dx="phases"; see `phases_dx`).
 
   x: (N, H, W, Cin), w: (kh, kw, Cin, Cout), same dtype (float32 or bfloat16); padding 'SAME', 'VALID' or
-  explicit ((lo, hi), (lo, hi)). Gradients: dX as XLA's, dW accumulated in float32, cast to w's dtype.
+  explicit ((lo, hi), (lo, hi)). The patches dW accumulates in float32 and is cast to w's dtype.
   """
   if x.ndim != 4 or w.ndim != 4 or x.shape[-1] != w.shape[2]:
     raise ValueError(f"need NHWC x and HWIO w with matching Cin, got {x.shape} and {w.shape}")
+  if dw not in ("patches", "xla") or dx not in ("phases", "xla"):
+    raise ValueError(f"dw must be 'patches' or 'xla' and dx 'phases' or 'xla', got dw={dw!r}, dx={dx!r}")
   strides, dilation = _pair(strides), _pair(dilation)
+  if dx == "phases" and dilation != (1, 1):
+    raise ValueError(f"dx='phases' needs dilation 1, got {dilation}")
   pads = _explicit_padding(padding, x.shape, w.shape, strides, dilation)
-  return _conv2d(x, w, strides, pads, dilation, precision, int(max_patch_bytes))
+  return _conv2d(x, w, strides, pads, dilation, precision, int(max_patch_bytes), dw == "patches", dx == "phases")
+
+
+def phases_dx(g, w, x_shape, strides, padding):
+  """Input gradient (N, H, W, Cin) of the undilated NHWC/HWIO conv with explicit `padding`, from the output
+  gradient g: a transposed conv of g with the spatially flipped, in/out-swapped kernel, run by
+  `conv_transpose` as per-phase convs (XLA's is one conv over the zero-inserted g: s*s times the FLOPs)."""
+  kh, kw = w.shape[:2]
+  pads = []
+  for k, s, (lo, _), size, out in zip((kh, kw), strides, padding, x_shape[1:3], g.shape[1:3]):
+    lo_t = k - 1 - lo  # padding of the zero-inserted g that lines the flipped kernel up with x
+    pads.append((lo_t, size - ((out - 1) * s + 1) - lo_t + k - 1))
+  return conv_transpose(g, jnp.swapaxes(w[::-1, ::-1], 2, 3), strides, tuple(pads))
 
 
 def use_patches_dw(x_shape: Sequence[int], w_shape: Sequence[int], strides=1, dilation=1) -> bool:
@@ -144,6 +168,19 @@ def use_patches_dw(x_shape: Sequence[int], w_shape: Sequence[int], strides=1, di
   return kh * kw > 1 and kh * kw * cin <= MAX_PATCH_COLUMNS
 
 
+def use_phases_dx(w_shape: Sequence[int], strides=1, dilation=1) -> bool:
+  """Whether `conv2d` computes dX by `phases_dx`: on CPU, for strided, undilated convs with kernels larger than
+  1x1 and at least MIN_PHASES_DX_CHANNELS input channels. XLA's dX spends s*s times the FLOPs on the zeros it
+  inserts into the output gradient; `python benchmarks/conv_grad.py` (BENCHMARKS.md): eccv16's 3x3 stride-2
+  convs over 64, 128 and 256 channels 188 / 86 / 57 ms -> 83 / 41 / 39 ms; ResNet's 7x7 stem over 3 channels
+  85 -> 107 ms (its dX is not needed in training anyway)."""
+  if not _ENABLED[0] or jax.default_backend() != "cpu":
+    return False
+  kh, kw, cin = w_shape[:3]
+  return kh * kw > 1 and cin >= MIN_PHASES_DX_CHANNELS and max(_pair(strides)) > 1 and _pair(dilation) == (1, 1)
+
+
+MIN_PHASES_DX_CHANNELS = 64
 MAX_PATCH_COLUMNS = 32  # 3x3 over 3 channels (27) still won; 7x7 over 3 (147) and 3x3 over 64 (576) lost
 _ENABLED = [True]
 
@@ -167,9 +204,11 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
                                    != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)):
     return plain()
   strides, dilation = _pair(window_strides), _pair(rhs_dilation or 1)
-  if not use_patches_dw(lhs.shape, rhs.shape, strides, dilation):
+  dw = "patches" if use_patches_dw(lhs.shape, rhs.shape, strides, dilation) else "xla"
+  dx = "phases" if use_phases_dx(rhs.shape, strides, dilation) else "xla"
+  if dw == dx == "xla":
     return plain()
-  return conv2d(lhs, rhs, strides, padding, dilation, precision)
+  return conv2d(lhs, rhs, strides, padding, dilation, precision, dw=dw, dx=dx)
 
 
 class Conv(nn.Conv):
@@ -191,36 +230,38 @@ def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
   return before, total - before
 
 
-def _phases(size: int, k: int, s: int, padding: str) -> tuple[int, list[tuple[int, int, int]]] | None:
+def _phases(size: int, k: int, s: int, pads: tuple[int, int]) -> tuple[int, int, list[tuple[int, int, int]]]:
   """Per output phase r (outputs r, r + s, ...) of a 1-D transposed conv: (first tap t0, its input offset d0,
   number of taps), taps t0, t0 + s, ... reading inputs m + d0, m + d0 + 1, ... for output m * s + r.
 
-  Returns (outputs per phase M, phases), or None when the output length is not a multiple of s."""
-  lo, hi = _transpose_pads(k, s, padding)
+  `pads` (lo, hi) pad the zero-inserted input. Returns (output length, outputs per phase M = ceil(length / s),
+  phases); the last M * s - length outputs are extra and get cropped."""
+  lo, hi = pads
   out = (size - 1) * s + 1 + lo + hi - k + 1
-  if out % s:
-    return None
   phases = []
   for r in range(s):
     t0 = (lo - r) % s
     phases.append((t0, (r + t0 - lo) // s, len(range(t0, k, s))))
-  return out // s, phases
+  return out, -(-out // s), phases
 
 
-def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int], padding: str = "SAME") -> jax.Array:
-  """`lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC/HWIO)` (no kernel flip).
+def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int],
+                   padding: str | Sequence[tuple[int, int]] = "SAME") -> jax.Array:
+  """`lax.conv_transpose(x, w, strides, padding, dimension_numbers=NHWC/HWIO)` (no kernel flip); padding
+  "SAME", "VALID" or explicit ((lo, hi), (lo, hi)) of the zero-inserted input, as lax's.
 
   On CPU, as sh*sw stride-1 convs, one per output phase, with the taps of the kernel that reach it (the
   sub-pixel decomposition), interleaved by a reshape: no multiplications by inserted zeros (4x fewer FLOPs
   for a 4x4 stride-2 kernel) in the forward pass or either gradient, which are plain conv gradients.
-  Elsewhere, and when an output length is not a multiple of the stride, `lax.conv_transpose`."""
+  Elsewhere `lax.conv_transpose`."""
   sh, sw = _pair(strides)
   kh, kw = w.shape[:2]
   n, h, wd, _ = x.shape
-  ph, pw = _phases(h, kh, sh, padding), _phases(wd, kw, sw, padding)
-  if not _ENABLED[0] or jax.default_backend() != "cpu" or ph is None or pw is None:
-    return lax.conv_transpose(x, w, (sh, sw), padding, dimension_numbers=_DIMS)
-  (mh, phases_h), (mw, phases_w) = ph, pw
+  if isinstance(padding, str):
+    padding = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding))
+  if not _ENABLED[0] or jax.default_backend() != "cpu":
+    return lax.conv_transpose(x, w, (sh, sw), tuple(padding), dimension_numbers=_DIMS)
+  (out_h, mh, phases_h), (out_w, mw, phases_w) = _phases(h, kh, sh, padding[0]), _phases(wd, kw, sw, padding[1])
   lo_h = max(0, -min(d for _, d, _ in phases_h))
   lo_w = max(0, -min(d for _, d, _ in phases_w))
   hi_h = max(0, max(d + c - 1 + mh - 1 for _, d, c in phases_h) - (h - 1))
@@ -237,7 +278,8 @@ def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int], padding: 
       xs = lax.slice(xp, (0, r0, c0, 0), (n, r0 + mh + ch - 1, c0 + mw + cw - 1, xp.shape[-1]))
       cols.append(lax.conv_general_dilated(xs, w[th::sh, tw::sw], (1, 1), "VALID", dimension_numbers=_DIMS))
     rows.append(jnp.stack(cols, axis=3))  # (n, mh, mw, sw, Cout)
-  return jnp.stack(rows, axis=2).reshape(n, mh * sh, mw * sw, w.shape[-1])  # (n, mh, sh, mw, sw, C) -> interleaved
+  y = jnp.stack(rows, axis=2).reshape(n, mh * sh, mw * sw, w.shape[-1])  # (n, mh, sh, mw, sw, C) -> interleaved
+  return y[:, :out_h, :out_w]
 
 
 class ConvTranspose(nn.Module):

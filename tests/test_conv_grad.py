@@ -109,12 +109,36 @@ def test_flax_conv_drop_in():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("x_shape,khw,strides,padding", [
+    ((2, 10, 9, 5), (3, 3), 2, "SAME"), ((2, 12, 12, 4), (3, 3), 2, ((1, 1), (1, 1))),
+    ((3, 13, 11, 2), (3, 3), 2, ((1, 2), (0, 3))), ((2, 9, 9, 3), (4, 2), (3, 2), "VALID"),
+    ((1, 14, 14, 3), (7, 7), 2, ((3, 3), (3, 3)))])
+def test_phases_dx_matches_float64_reference(x_shape, khw, strides, padding):
+  x, w = inputs(x_shape, khw, 4, seed=5)
+  s = (strides,) * 2 if isinstance(strides, int) else strides
+  with jax.enable_x64(True):
+    y64 = plain(jnp.asarray(x), jnp.asarray(w), s, padding, 1)
+    g = np.random.default_rng(6).normal(size=y64.shape)
+    ref = [np.asarray(r) for r in grads(lambda x_, w_: plain(x_, w_, s, padding, 1),
+                                        jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  conv = jax.jit(lambda x_, w_: conv_grad.conv2d(x_, w_, strides, padding, dw="xla", dx="phases"))
+  ours = grads(conv, f32(x), f32(w), f32(g))
+  for name, o, r in zip(("y", "dX", "dW"), ours, ref):
+    assert o.shape == r.shape and rel_err(o, r) < 2e-6, (name, rel_err(o, r))
+  dx_jaxpr = str(jax.make_jaxpr(jax.grad(lambda x_: jnp.sum(conv(x_, f32(w)))))(f32(x)))
+  assert f"lhs_dilation=({s[0]}, {s[1]})" not in dx_jaxpr  # no conv over the zero-inserted gradient
+
+
 def test_rule():
   assert conv_grad.use_patches_dw((8, 176, 176, 1), (3, 3, 1, 64))  # eccv16's first conv
   assert conv_grad.use_patches_dw((8, 224, 224, 3), (3, 3, 3, 64))  # VGG16's first conv
   assert not conv_grad.use_patches_dw((8, 88, 88, 64), (3, 3, 64, 128))  # the issue's layer: XLA's is faster
   assert not conv_grad.use_patches_dw((8, 230, 230, 3), (7, 7, 3, 64), 2)  # ResNet stem: XLA's
   assert not conv_grad.use_patches_dw((8, 88, 88, 1), (1, 1, 1, 128))  # 1x1: already a matmul for XLA
+  assert conv_grad.use_phases_dx((3, 3, 64, 64), 2) and not conv_grad.use_phases_dx((3, 3, 64, 64), 1)
+  assert not conv_grad.use_phases_dx((1, 1, 64, 64), 2) and not conv_grad.use_phases_dx((3, 3, 64, 64), 2, 2)
+  assert not conv_grad.use_phases_dx((7, 7, 3, 64), 2)  # ResNet's stem: few input channels, XLA's
   m = conv_grad.Conv(4, (3, 3))
   x = jnp.ones((2, 16, 16, 8))
   assert "custom_vjp" not in str(jax.make_jaxpr(lambda x_: m.apply(m.init(jax.random.key(0), x_), x_))(x))
@@ -124,7 +148,7 @@ def test_rule():
     ((2, 22, 22, 16), 4, 2, "SAME", True), ((2, 9, 7, 8), 3, 2, "SAME", True), ((2, 8, 8, 4), 4, 2, "VALID", True),
     ((2, 10, 10, 4), 3, 1, "SAME", True), ((1, 5, 6, 3), 5, 3, "SAME", True),
     ((1, 4, 5, 3), 1, 2, "SAME", True),  # stride > kernel: phases that no tap reaches stay zero
-    ((2, 6, 6, 4), 3, 2, "VALID", False)])  # output 13: not a multiple of the stride, lax's conv_transpose
+    ((2, 6, 6, 4), 3, 2, "VALID", True)])  # output 13: not a multiple of the stride, the last row cropped
 def test_conv_transpose_matches_flax(shape, k, s, padding, phased):
   x = jax.random.normal(jax.random.key(0), shape)
   ref = nn.ConvTranspose(6, (k, k), strides=(s, s), padding=padding)
