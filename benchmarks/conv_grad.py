@@ -1,4 +1,4 @@
-"""Conv forward / dX / dW of XLA vs the patches (im2col) dW of jaxcolor.conv_grad, per eccv16 layer shape.
+"""Conv forward / dX / dW of XLA vs jaxcolor.conv_grad (patches dW, phases dX) and jaxcolor.winograd, per layer.
 
     python benchmarks/conv_grad.py [--batch 8 --size 176 --repeats 5 --dtype float32 --max-patch-mib 64]
 
@@ -9,26 +9,9 @@ cotangent of jax.vjp of lax.conv_general_dilated; "dW patches" is `conv_grad.pat
 float32 accumulation, batch-chunked to --max-patch-mib of patches). The last column says which dW is faster
 and what `use_patches_dw` picks.
 
-Measured on the 2-core CPU, float32, --repeats 3, while another benchmark shared the machine (load ~3.8), so
-absolute numbers are noisy (the issue's 64->128 forward reads 131 GFLOP/s here vs its ~150); ms (GFLOP/s):
-
-  layer                         in         fwd           dX            dW XLA        dW patches   faster dW
-  b1c0 1->64             176x176x1    44.7 (  6)    55.6 (  5)    55.5 (   5)    10.9 ( 26)   patches 5.1x
-  64->64 s1             176x176x64   211.5 ( 86)   214.3 ( 85)  2306.8 (   8)   528.6 ( 35)   patches 4.4x
-  b1c1 64->64 s2        176x176x64   100.4 ( 46)   216.5 ( 21)   483.1 (   9)   142.5 ( 32)   patches 3.4x
-  b2c0 64->128            88x88x64    69.9 (131)    65.8 (139)   627.1 (  15)   325.5 ( 28)   patches 1.9x
-  b2c1 128->128 s2       88x88x128    64.6 ( 71)   112.1 ( 41)   293.3 (  16)   187.9 ( 24)   patches 1.6x
-  128->128 s1            88x88x128   226.9 ( 81)   226.6 ( 81)  1988.9 (   9)   591.9 ( 31)   patches 3.4x
-  b3c0 128->256          44x44x128   111.4 ( 82)   114.0 ( 80)   529.1 (  17)   236.6 ( 39)   patches 2.2x
-  b3c1,b8 256->256       44x44x256   271.5 ( 67)   222.6 ( 82)  1059.4 (  17)   413.3 ( 44)   patches 2.6x
-  b3c2 256->256 s2       44x44x256    64.5 ( 71)    60.6 ( 75)   140.4 (  33)   119.5 ( 38)   patches 1.2x
-  b4c0 256->512          22x22x256   112.8 ( 81)   119.1 ( 77)   287.7 (  32)   172.0 ( 53)   patches 1.7x
-  b4,b7 512->512         22x22x512   126.2 (145)   118.3 (154)   311.5 (  59)   183.3 (100)   patches 1.7x
-  b5,b6 512->512 d2      22x22x512   115.4 (158)   120.6 (151)   303.3 (  60)   183.0 (100)   patches 1.7x
-
-An earlier run under heavier load had the same winner on every row (1.2x to 3.8x). The patch budget hardly
-matters: 8, 16 and 64 MiB gave 963, 935 and 944 ms on 64->64 s1; 16 vs 256 MiB gave 148 vs 198 ms on
-b2c0. Nine per-tap (Cin x Cout) matmuls without the concatenated patch matrix timed the same (981 vs 964 ms).
+The Winograd columns time `jaxcolor.winograd.conv3x3` (F(2x2, 3x3)) for stride-1 3x3 rows; their GFLOP/s
+count the direct conv's FLOPs (2x for dX + dW), so they can exceed the machine's peak. Figures, with the
+machine and date: benchmarks/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -41,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor import compiler, conv_grad
+from jaxcolor import compiler, conv_grad, winograd
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -111,11 +94,20 @@ def bench_layer(batch, side, cin, cout, stride, dil, dtype, repeats, max_patch_b
   def dx_phases(x, w, g):
     return conv_grad.phases_dx(g, w, x.shape, strides, pads)
 
-  phased = stride > 1 and dil == 1
+  def wino(x, w):
+    return winograd.conv3x3(x, w, pads, dil)
+
+  def wino_grads(x, w, g):
+    return jax.vjp(wino, x, w)[1](g)
+
+  phased, wino_ok = stride > 1 and dil == 1, stride == 1 and k == 3 and cin > 3
+  nan = float("nan")
   times = {"fwd": timeit(fwd, x, w, repeats=repeats), "dX": timeit(dx, x, w, g, repeats=repeats),
-           "dX phases": timeit(dx_phases, x, w, g, repeats=repeats) if phased else float("nan"),
+           "dX phases": timeit(dx_phases, x, w, g, repeats=repeats) if phased else nan,
            "dW XLA": timeit(dw_xla, x, w, g, repeats=repeats),
-           "dW patches": timeit(dw_patches, x, w, g, repeats=repeats)}
+           "dW patches": timeit(dw_patches, x, w, g, repeats=repeats),
+           "fwd Winograd": timeit(wino, x, w, repeats=repeats) if wino_ok else nan,
+           "dX+dW Winograd": timeit(wino_grads, x, w, g, repeats=repeats) if wino_ok else nan}
   return flops, times, conv_grad.use_patches_dw(x.shape, w.shape, strides, rhs_dil)
 
 
@@ -157,7 +149,7 @@ def main() -> None:
   dtype = jnp.dtype(args.dtype)
   print(f"{jax.devices()[0].platform} x{jax.device_count()}, batch {args.batch}, size {args.size}, {args.dtype}, "
         f"max patches {args.max_patch_mib:g} MiB, XLA options {XLA_OPTIONS[0]}; ms (GFLOP/s)")
-  cols = ["fwd", "dX", "dX phases", "dW XLA", "dW patches"]
+  cols = ["fwd", "dX", "dX phases", "dW XLA", "dW patches", "fwd Winograd", "dX+dW Winograd"]
   print(f"{'layer':27s} {'in':>14s} " + " ".join(f"{c:>16s}" for c in cols) + "  faster dW  rule")
   rows = [(name, args.batch, side, cin, cout, 3, stride, dil) for name, side, cin, cout, stride, dil
           in eccv16_layers(args.size)] + [r + (1,) for r in FIRST_LAYERS]
@@ -166,7 +158,7 @@ def main() -> None:
       continue
     flops, times, rule = bench_layer(batch, side, cin, cout, stride, dil, dtype, args.repeats,
                                      int(args.max_patch_mib * 2**20), k=k)
-    cells = " ".join(f"{1e3 * times[c]:8.1f} ({flops / times[c] / 1e9:5.0f})" for c in cols)
+    cells = " ".join(f"{1e3 * times[c]:8.1f} ({(2 if '+' in c else 1) * flops / times[c] / 1e9:5.0f})" for c in cols)
     ratio = times["dW XLA"] / times["dW patches"]
     best = f"patches {ratio:.1f}x" if ratio > 1 else f"XLA {1 / ratio:.1f}x"
     print(f"{name:27s} {f'{batch}x{side}x{side}x{cin}':>14s} {cells}  {best:12s} {'patches' if rule else 'XLA'}",

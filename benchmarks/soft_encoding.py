@@ -1,11 +1,13 @@
 """Soft encoding + cross-entropy: sparse (jaxcolor) vs dense reference, time and XLA scratch memory.
 
     python benchmarks/soft_encoding.py [--photos ../shared/data/tiny-imagenet-64/val] [--batch 32 --size 64]
+        [--xla jaxcolor|default]
 
 Targets are ab of real photos when --photos is given (else random sRGB colors), logits are random. Time is
 the median wall time of jitted calls after compilation; memory is the scratch (temp) bytes XLA allocates
 for the compiled function (`compiled.memory_analysis()`), i.e. the peak intermediate memory beyond inputs
-and outputs. Issue target: sparse at least 10x faster and 30x smaller than dense.
+and outputs. Both compile with `jaxcolor.compiler`'s options, as the training step does (`--xla default`:
+XLA's own). Issue target: sparse at least 10x faster and 30x smaller than dense.
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import color, losses, quantize
+from jaxcolor import color, compiler, losses, quantize
+
+XLA_OPTIONS: list[dict | None] = [None]  # set by --xla
 
 
 def load_rgb(photos: str | None, batch: int, size: int, seed: int = 0) -> np.ndarray:
@@ -32,8 +36,8 @@ def load_rgb(photos: str | None, batch: int, size: int, seed: int = 0) -> np.nda
 
 
 def measure(fn, *args, repeats: int = 10) -> tuple[float, float]:
-  """(median seconds per call, XLA temp MiB) of jax.jit(fn)(*args)."""
-  jitted = jax.jit(fn)
+  """(median seconds per call, XLA temp MiB) of fn jitted with the --xla options."""
+  jitted = jax.jit(fn, compiler_options=XLA_OPTIONS[0])
   temp = jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes / 2**20
   jax.block_until_ready(jitted(*args))
   times = []
@@ -50,7 +54,9 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--size", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--xla", default="jaxcolor", choices=["jaxcolor", "default"])
   args = parser.parse_args()
+  XLA_OPTIONS[0] = compiler.options() if args.xla == "jaxcolor" else None
 
   bins = quantize.make_bins()
   ab = jax.jit(lambda x: color.rgb_to_lab(x)[..., 1:])(load_rgb(args.photos, args.batch, args.size))
@@ -71,7 +77,8 @@ def main() -> None:
        measure(dense_ce, ab, logits, repeats=args.repeats)),
   ]
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}, batch {args.batch}x{args.size}x{args.size}, "
-        f"{bins.num_bins} bins, targets from {'photos ' + args.photos if args.photos else 'random colors'}")
+        f"{bins.num_bins} bins, targets from {'photos ' + args.photos if args.photos else 'random colors'}, "
+        f"XLA options {XLA_OPTIONS[0]}")
   print(f"{'':24s} {'sparse ms':>10s} {'dense ms':>10s} {'speedup':>8s} {'sparse MiB':>11s} {'dense MiB':>10s} "
         f"{'smaller':>8s}")
   for name, (ts, ms), (td, md) in rows:

@@ -4,8 +4,10 @@
         [--dtypes float32,bfloat16] [--patches_dw on,off] [--xla jaxcolor,default] [--steps 3]
 
 Each entry is model:image_size:batch. Classification head (313 bins, cross-entropy, Adam), one device. FLOPs
-per step come from XLA's cost analysis of the compiled step; images/s is the median over --steps timed steps
-after one warm-up. `--patches_dw off` measures XLA's own kernel gradients (see jaxcolor.conv_grad);
+per step come from XLA's cost analysis of the step ("executed"), and of the same step traced without
+jaxcolor's conv rewrites ("direct conv": the FLOPs of the textbook convolutions, which Winograd undercuts);
+images/s is the median over --steps timed steps after one warm-up. `--patches_dw off` turns jaxcolor's CPU
+conv rewrites off (patches dW, phases dX, Winograd: jaxcolor.conv_grad, jaxcolor.winograd);
 `--xla default` compiles without jaxcolor's compiler options (`jaxcolor.compiler`: on CPU, no YNNPACK convs). The last
 column sets the achieved FLOP/s against the device's dense peak (`peak_gflops`): vendor figures for H100/H200,
 cores x clock x 32 FP32 FLOP/cycle for a CPU.
@@ -28,8 +30,11 @@ from jaxcolor import compiler, conv_grad, losses, models, quantize, steps
 from jaxcolor import task as task_lib
 
 
-def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str = "jaxcolor") -> tuple[float, float]:
-  """(images/s, achieved GFLOP/s) of one jitted train step; xla: 'jaxcolor' (its compiler options) or 'default'."""
+def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str = "jaxcolor"
+            ) -> tuple[float, float, float]:
+  """(images/s, achieved GFLOP/s, direct-conv GFLOP/s) of one jitted train step; xla: 'jaxcolor' (its
+  compiler options) or 'default'. Achieved counts the FLOPs of the compiled program; direct-conv counts those
+  of the same step traced without jaxcolor's conv rewrites (Winograd does fewer FLOPs for the same result)."""
   bins = quantize.make_bins()
   model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
   task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
@@ -37,14 +42,16 @@ def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str
   tx = optax.adam(1e-4)
   state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
       steps.make_rng(0))
-  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task,
-                                   loss_fn=losses.get_loss("cross_entropy")), donate_argnums=(0,),
-                 compiler_options=compiler.options() if xla == "jaxcolor" else None)
+  fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=losses.get_loss("cross_entropy"))
+  step = jax.jit(fn, donate_argnums=(0,), compiler_options=compiler.options() if xla == "jaxcolor" else None)
   images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
   data = {"image": images, "mask": jnp.ones((batch,), bool)}
-  compiled = step.lower(state, data).compile()
-  cost = compiled.cost_analysis()
-  flops = (cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"]
+  first = lambda cost: cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = first(step.lower(state, data).cost_analysis())["flops"]
+  rewrites = conv_grad._ENABLED[0]
+  conv_grad.set_patches_dw(False)
+  direct_flops = first(jax.jit(lambda s, d: fn(s, d)).lower(state, data).cost_analysis())["flops"]  # fresh trace
+  conv_grad.set_patches_dw(rewrites)
   state, m = step(state, data)
   jax.block_until_ready(m)
   times = []
@@ -54,7 +61,7 @@ def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t)
   dt = statistics.median(times)
-  return batch / dt, flops / dt / 1e9
+  return batch / dt, flops / dt / 1e9, direct_flops / dt / 1e9
 
 
 # Dense peak GFLOP/s by device kind and dtype (vendor figures, no sparsity); CPU: see cpu_peak_gflops.
@@ -84,18 +91,19 @@ def main() -> None:
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
-  print("| model | size | batch | dtype | patches dW | XLA options | img/s | GFLOP/s | % of peak |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  print("| model | size | batch | dtype | conv rewrites | XLA options | img/s | GFLOP/s executed | % of peak | "
+        "GFLOP/s direct conv |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for entry in args.models.split(","):
     name, size, batch = entry.split(":")
     for dtype in args.dtypes.split(","):
       for patches, xla in itertools.product(args.patches_dw.split(","), args.xla.split(",")):
         conv_grad.set_patches_dw(patches == "on")
-        ips, gflops = measure(name, int(size), int(batch), dtype, args.steps, xla)
+        ips, gflops, direct = measure(name, int(size), int(batch), dtype, args.steps, xla)
         peak = peak_gflops(dtype)
         share = f"{100 * gflops / peak:.0f}% of {peak:,.0f}" if peak else "?"
-        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {xla} | {ips:.2f} | {gflops:.1f} | {share} |",
-              flush=True)
+        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {xla} | {ips:.2f} | {gflops:.1f} | {share} | "
+              f"{direct:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

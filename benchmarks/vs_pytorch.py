@@ -9,7 +9,8 @@ Networks: `benchmarks/torch_models.py` mirrors jaxcolor's unet, eccv16 and resne
 head over 313 bins, cross-entropy on 5-bin soft targets, Adam, BatchNorm in training mode, synthetic batches
 already on the device. jaxcolor's step also converts uint8 RGB to Lab and soft-encodes the targets inside the
 step; PyTorch is handed L and the (indices, weights) targets precomputed, so the comparison favours PyTorch.
-Inference: L (B, 1, S, S) -> annealed-mean ab (T = 0.38) upsampled to S x S, eval mode.
+Inference: L (B, 1, S, S) -> annealed-mean ab (T = 0.38) upsampled to S x S, eval mode. jaxcolor's train
+step and predictor compile with `jaxcolor.compiler`'s options, as its trainer, evaluator and colorizer do.
 
 PyTorch variants: eager (NCHW), eager with channels_last, and on a GPU also bfloat16 autocast and
 torch.compile. The ratio column divides jaxcolor's images/s by the fastest PyTorch variant of the same dtype.
@@ -29,7 +30,7 @@ import numpy as np
 
 import torch_models
 import train_step
-from jaxcolor import models, quantize, steps
+from jaxcolor import compiler, models, quantize, steps
 from jaxcolor import task as task_lib
 
 import torch
@@ -59,8 +60,8 @@ def jax_inference(name: str, size: int, batch: int, dtype: str, repeats: int) ->
                             class_weights=np.ones(bins.num_bins, np.float32), temperature=TEMPERATURE)
   l = jax.random.uniform(jax.random.key(0), (batch, size, size, 1), jnp.float32, 0, 100)
   variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), l[:1])
-  predict = jax.jit(functools.partial(steps.predict_ab_from_l, model=model, task=task,
-                                      decoding="annealed_mean", temperature=TEMPERATURE))
+  predict = compiler.jit(functools.partial(steps.predict_ab_from_l, model=model, task=task,
+                                           decoding="annealed_mean", temperature=TEMPERATURE))
   out = {}
   dt = _median_time(lambda: out.__setitem__("ab", predict(variables, l)),
                     lambda: jax.block_until_ready(out["ab"]), repeats)

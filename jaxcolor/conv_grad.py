@@ -1,13 +1,15 @@
 """Convolutions whose gradients are cheap on XLA:CPU: a patches (im2col) kernel gradient for convs over few
-input channels, and transposed convs as per-phase convs.
+input channels, and transposed convs (also the input gradient of strided convs) as per-phase convs.
 
 * `conv2d` has the forward semantics of `lax.conv_general_dilated(x, w, strides, padding,
-  rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))` and a custom VJP: dX is XLA's usual
-  transposed convolution; dW is patches^T @ dY, where patches, shape (N*H'*W', kh*kw*Cin), are the kh*kw
-  strided, dilated windows of the padded input, concatenated tap-major (row a, column b, then channel), so the
-  (kh*kw*Cin, Cout) product reshapes directly to HWIO. The product accumulates in float32 (also for bfloat16
-  inputs). The patch matrix is kh*kw times the input, so dW runs over chunks of the batch whose patch matrix
-  has at most `max_patch_bytes` (default 64 MiB; at least one image per chunk), summed in float32.
+  rhs_dilation=dilation, dimension_numbers=("NHWC", "HWIO", "NHWC"))` and a custom VJP. dX is XLA's usual
+  transposed convolution, or for strided convs (`use_phases_dx`) the same `conv_transpose` by phases as below
+  (eccv16's 3x3 stride-2 dX: 188 / 86 / 57 ms -> 83 / 41 / 39 ms). dW is XLA's, or patches^T @ dY, where
+  patches, shape (N*H'*W', kh*kw*Cin), are the kh*kw strided, dilated windows of the padded input,
+  concatenated tap-major (row a, column b, then channel), so the (kh*kw*Cin, Cout) product reshapes directly
+  to HWIO. The product accumulates in float32 (also for bfloat16 inputs). The patch matrix is kh*kw times
+  the input, so dW runs over chunks of the batch whose patch matrix has at most `max_patch_bytes` (default
+  64 MiB; at least one image per chunk), summed in float32.
 * `use_patches_dw` is the rule, from `benchmarks/conv_grad.py` on the 2-core CPU, for where that dW beats
   XLA's: only the first convs of a network, whose patches are short (1 or 3 input channels). The issue that
   asked for this measured XLA's kernel gradients at 8-22 GFLOP/s; most of that was YNNPACK's convolutions,
@@ -17,7 +19,8 @@ input channels, and transposed convs as per-phase convs.
   kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
   gradients) for eccv16's 512 -> 256 upsampling at batch 8.
 
-`Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
+`Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs in all three
+passes). `Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
 built on these; on other backends they are plain XLA convolutions.
 """
 from __future__ import annotations
@@ -30,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxcolor import winograd
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 DEFAULT_MAX_PATCH_BYTES = 64 * 2**20
@@ -186,14 +191,15 @@ _ENABLED = [True]
 
 
 def set_patches_dw(enabled: bool) -> None:
-  """Turns the patches kernel gradient on or off process-wide (for before/after benchmarks); traced
-  functions keep the choice they were compiled with."""
+  """Turns jaxcolor's CPU conv rewrites (patches dW, phases dX, Winograd) on or off process-wide (for
+  before/after benchmarks); traced functions keep the choice they were compiled with."""
   _ENABLED[0] = bool(enabled)
 
 
 def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                    dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-  """`lax.conv_general_dilated` signature; routes 2-D NHWC/HWIO convs the rule picks to `conv2d`."""
+  """`lax.conv_general_dilated` signature; routes 2-D NHWC/HWIO convs the rules pick to `winograd.conv3x3` or
+  `conv2d`."""
   plain = functools.partial(lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                             rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                             feature_group_count=feature_group_count, precision=precision, **kwargs)
@@ -204,6 +210,10 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
                                    != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)):
     return plain()
   strides, dilation = _pair(window_strides), _pair(rhs_dilation or 1)
+  if _ENABLED[0]:
+    pads = _explicit_padding(padding, lhs.shape, rhs.shape, strides, dilation)
+    if winograd.use_winograd(lhs.shape, rhs.shape, strides, pads, dilation, lhs.dtype):
+      return winograd.conv3x3(lhs, rhs, pads, dilation[0])
   dw = "patches" if use_patches_dw(lhs.shape, rhs.shape, strides, dilation) else "xla"
   dx = "phases" if use_phases_dx(rhs.shape, strides, dilation) else "xla"
   if dw == dx == "xla":
@@ -214,7 +224,8 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
 class Conv(nn.Conv):
   """`flax.linen.Conv` (same fields, parameters 'kernel' (kh, kw, Cin, Cout) and 'bias') whose 2-D convs use
   `conv2d` (patches kernel gradient) where `use_patches_dw` says it is faster, `lax.conv_general_dilated`
-  elsewhere. Forward values are those of `flax.linen.Conv`."""
+  elsewhere, and wide 3x3 stride-1 float32 convs to `winograd.conv3x3` (see `winograd.use_winograd`). Forward
+  values are those of `flax.linen.Conv` (to float32 rounding where Winograd runs)."""
   conv_general_dilated: Any = _dispatch_conv
 
 
