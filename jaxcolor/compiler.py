@@ -28,7 +28,8 @@ CPU_XLA_FLAG = "--xla_cpu_experimental_ynn_fusion_type=reduce"
 def _supported(backend: str) -> bool:
   """Whether this XLA knows CPU_OPTIONS (an XLA without the option would refuse every compile)."""
   try:
-    jax.jit(lambda x: x + 1, backend=backend, compiler_options=CPU_OPTIONS).lower(1.0).compile()
+    one = jax.device_put(1.0, jax.local_devices(backend=backend)[0])
+    jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(one).compile()
   except jax.errors.JaxRuntimeError:
     return False
   return True
