@@ -48,8 +48,7 @@ def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str
   data = {"image": images, "mask": jnp.ones((batch,), bool)}
   first = lambda cost: cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = first(step.lower(state, data).cost_analysis())["flops"]
-  rewrites = conv_grad._ENABLED[0]
-  conv_grad.set_patches_dw(False)
+  rewrites = conv_grad.set_patches_dw(False)
   direct_flops = first(jax.jit(lambda s, d: fn(s, d)).lower(state, data).cost_analysis())["flops"]  # fresh trace
   conv_grad.set_patches_dw(rewrites)
   state, m = step(state, data)

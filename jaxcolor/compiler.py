@@ -2,8 +2,8 @@
 
 XLA:CPU (jaxlib 0.10) hands convolutions, reductions and some dots to YNNPACK by default. For the shapes of
 our models YNNPACK's convolutions measured far slower than XLA's own (Eigen) convolutions on the 2-core CPU
-(`python benchmarks/conv_grad.py --xla default` vs `--xla jaxcolor`; benchmarks/BENCHMARKS.md, "YNNPACK"): the kernel
-gradient of a 3x3 64->128 conv on 8x88x88 484 ms against 74-87 ms, and the 1x1 16->313 classification head
+(`python benchmarks/conv_grad.py --xla default` vs `--xla jaxcolor`; benchmarks/BENCHMARKS.md, "YNNPACK"):
+the kernel gradient of a 3x3 64->128 conv on 8x88x88 484 ms against 74-87 ms, and the 1x1 16->313 classification head
 at 8x224x224 405 / 434 / 1,680 ms (forward / dX / dW) against 208 / 49 / 308 ms. Whole training steps: unet
 (64x64, batch 32) 2.7 -> 7.7 img/s, resnet50_unet (224, batch 8) 0.59 -> 1.04 img/s. So on CPU the steps
 compile with YNNPACK fusion kept for reductions only (`CPU_OPTIONS`), which timed best of the lists tried

@@ -19,9 +19,9 @@ input channels, and transposed convs (also the input gradient of strided convs) 
   kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
   gradients) for eccv16's 512 -> 256 upsampling at batch 8.
 
-`Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs in all three
-passes). `Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
-built on these; on other backends they are plain XLA convolutions.
+`Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
+built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs
+in all three passes). On other backends they are plain XLA convolutions.
 """
 from __future__ import annotations
 
@@ -190,10 +190,12 @@ MAX_PATCH_COLUMNS = 32  # 3x3 over 3 channels (27) still won; 7x7 over 3 (147) a
 _ENABLED = [True]
 
 
-def set_patches_dw(enabled: bool) -> None:
+def set_patches_dw(enabled: bool) -> bool:
   """Turns jaxcolor's CPU conv rewrites (patches dW, phases dX, Winograd) on or off process-wide (for
-  before/after benchmarks); traced functions keep the choice they were compiled with."""
-  _ENABLED[0] = bool(enabled)
+  before/after benchmarks) and returns the previous setting; traced functions keep the choice they were
+  compiled with."""
+  previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
+  return previous
 
 
 def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,

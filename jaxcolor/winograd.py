@@ -16,8 +16,9 @@ A conv with dilation 2 is four stride-1 convs, one per (row parity, column parit
 on the 2-core CPU (BENCHMARKS.md), forward + both gradients: eccv16's 512 -> 512 convs at 8x22x22 775 ->
 559 ms (1.4x), dilated 777 -> 642 ms, 256 -> 256 at 8x44x44 767 -> 618 ms; at 128 channels it only broke
 even (819 -> 791 ms) and at 64 it lost (924 -> 1,356 ms: the transforms move 4x the input through memory),
-so it needs 256 channels in and out. float32 only: the transforms in bfloat16 would cost accuracy. The float32 rounding error is that of a
-direct conv within a small factor (tests/test_winograd.py compares both against float64).
+so it needs 256 channels in and out. float32 only: the transforms in bfloat16 would cost accuracy. The
+float32 rounding error is that of a direct conv within a small factor (tests/test_winograd.py compares both
+against float64).
 """
 from __future__ import annotations
 

@@ -7,22 +7,11 @@ import pytest
 from jax import lax
 
 from jaxcolor import conv_grad, winograd
-
-DIMS = ("NHWC", "HWIO", "NHWC")
+from test_conv_grad import DIMS, grads as value_and_grads, rel_err  # the conv tests' float64-oracle helpers
 
 
 def direct(x, w, padding, dilation):
   return lax.conv_general_dilated(x, w, (1, 1), padding, rhs_dilation=(dilation,) * 2, dimension_numbers=DIMS)
-
-
-def value_and_grads(conv, x, w, g):
-  y, vjp = jax.vjp(conv, x, w)
-  return (y,) + vjp(g)
-
-
-def rel_err(a, b):
-  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-  return np.abs(a - b).max() / np.abs(b).max()
 
 
 @pytest.mark.parametrize("x_shape,cout,padding,dilation", [
