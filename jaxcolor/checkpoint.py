@@ -50,6 +50,23 @@ PRIOR_FILE = "prior.npz"
 _STOP = threading.Event()  # set by the SIGTERM handler, polled via should_stop()
 
 
+def _write_replicated_arrays_whole() -> None:
+  """In a single process, have Orbax write each replicated array once, from one device.
+
+  Orbax's default ("replica-parallel") splits a replicated array into one slice per device so that hosts
+  share the writing; that needs a slicing program per array shape, which on one process gains nothing and
+  cost 4.0 s of a 4.3 s first save of a tiny U-Net on 8 CPU devices (0.3 s without). Multi-process runs
+  keep the default. Replaces the process-wide jax.Array handler, so call it only after the backend is up.
+  """
+  if jax.process_count() == 1 and not _WHOLE_ARRAYS:
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+    _WHOLE_ARRAYS.append(True)
+
+
+_WHOLE_ARRAYS: list[bool] = []  # non-empty once _write_replicated_arrays_whole has registered its handler
+
+
 class CheckpointNotFoundError(FileNotFoundError):
   """No checkpoint in the directory could be restored (none saved, or all corrupt)."""
 
@@ -108,6 +125,7 @@ class Checkpointer:
       options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0,
                                              enable_async_checkpointing=False)
     else:
+      _write_replicated_arrays_whole()
       options = ocp.CheckpointManagerOptions(
           # maybe_save decides itself (and passes force=True); this policy only keeps
           # CheckpointManager.should_save consistent for anyone asking it directly.

@@ -19,6 +19,9 @@ input channels, and transposed convs (also the input gradient of strided convs) 
   kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
   gradients) for eccv16's 512 -> 256 upsampling at batch 8.
 
+* Strided 1x1 convs (ResNet's downsampling) run as a subsampling and a matmul (`use_strided_1x1_dot`), so their
+  kernel gradient is a matmul instead of XLA:CPU's stride-dilated conv over the transposed input.
+
 `Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
 built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs
 in all three passes). On other backends they are plain XLA convolutions.
@@ -185,6 +188,24 @@ def use_phases_dx(w_shape: Sequence[int], strides=1, dilation=1) -> bool:
   return kh * kw > 1 and cin >= MIN_PHASES_DX_CHANNELS and max(_pair(strides)) > 1 and _pair(dilation) == (1, 1)
 
 
+def use_strided_1x1_dot(w_shape: Sequence[int], strides, pads) -> bool:
+  """Whether a strided 1x1 conv runs as a subsampling and a matmul (`strided_1x1_dot`): on CPU, 1x1 kernels,
+  stride > 1, no padding. XLA:CPU computes such a conv's kernel gradient as a conv dilated by the stride over
+  the transposed input; ResNet-50's stride-2 1x1 convs, forward + both gradients at batch 8 (2 cores):
+  256 -> 512 at 56x56 93 -> 65 ms, 256 -> 128 56 -> 26 ms. Stride-1 1x1 convs stay XLA's (it was faster than
+  a matmul there: 33 against 59 ms for 64 -> 256 at 56x56)."""
+  if not _ENABLED[0] or jax.default_backend() != "cpu":
+    return False
+  return tuple(w_shape[:2]) == (1, 1) and max(strides) > 1 and all(p == 0 for pair in pads for p in pair)
+
+
+def strided_1x1_dot(x: jax.Array, w: jax.Array, strides: Sequence[int], precision=None) -> jax.Array:
+  """Unpadded 1x1 conv with `strides`, NHWC x (N, H, W, Cin), HWIO w (1, 1, Cin, Cout) -> (N, H', W', Cout):
+  every stride-th pixel times the (Cin, Cout) matrix, so both gradients are matmuls (and a scatter)."""
+  sh, sw = strides
+  return lax.dot_general(x[:, ::sh, ::sw], w[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+
+
 MIN_PHASES_DX_CHANNELS = 64
 MAX_PATCH_COLUMNS = 32  # 3x3 over 3 channels (27) still won; 7x7 over 3 (147) and 3x3 over 64 (576) lost
 _ENABLED = [True]
@@ -216,6 +237,8 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
     pads = _explicit_padding(padding, lhs.shape, rhs.shape, strides, dilation)
     if winograd.use_winograd(lhs.shape, rhs.shape, strides, pads, dilation, lhs.dtype):
       return winograd.conv3x3(lhs, rhs, pads, dilation[0])
+    if use_strided_1x1_dot(rhs.shape, strides, pads):
+      return strided_1x1_dot(lhs, rhs, strides, precision)
   dw = "patches" if use_patches_dw(lhs.shape, rhs.shape, strides, dilation) else "xla"
   dx = "phases" if use_phases_dx(rhs.shape, strides, dilation) else "xla"
   if dw == dx == "xla":

@@ -58,7 +58,9 @@ def _valid_conv(x: jax.Array, w: jax.Array) -> jax.Array:
   rows = _combine(_BT, [x[:, a:a + 2 * th:2] for a in range(4)])  # 4 x (N, th, W', Cin)
   v = [t for r in rows for t in _combine(_BT, [r[:, :, b:b + 2 * tw:2] for b in range(4)])]
   v = jnp.stack(v).reshape(16, n * th * tw, cin)  # transformed input tiles
-  u = jnp.einsum("ai,bj,ijco->abco", _G, _G, w).reshape(16, cin, cout)  # transformed kernel
+  # Transformed kernel G w G^T, as sums of the 3 x 3 taps (an elementwise fusion; an einsum with G
+  # transposed the (3, 3, Cin, Cout) kernel and its gradient through memory, 45 ms for 512 x 512 on 2 cores).
+  u = jnp.stack([t for r in _combine(_G, list(w)) for t in _combine(_G, list(r))])  # (16, Cin, Cout)
   m = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,)))).reshape(4, 4, n, th, tw, cout)
   out_rows = _combine(_AT, [m[a] for a in range(4)])  # 2 x (4, N, th, tw, Cout)
   y = jnp.stack([jnp.stack(_combine(_AT, [r[b] for b in range(4)]), axis=3) for r in out_rows], axis=2)

@@ -21,7 +21,7 @@ from jaxcolor import builders, checkpoint, models  # noqa: E402
 
 CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in ("default", "__init__"))
 # Pretrained-encoder models: their local runs take 40-100 s on a busy 2-core CPU (compiling the encoder graphs
-# over 8 host devices dominates). Still run by default (`-m "not slow"` skips them).
+# over 8 host devices dominates). Marked slow: CI's `-m "not slow"` leaves them out.
 HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae"}
 # Loop settings of a 2-step smoke run; every local variant has them, except unet_cls's, a 40-step demo run.
 TWO_STEPS = dict(total_steps=2, eval_every=0, eval_batches=1, log_every=1, checkpoint_every=2, prior_batches=2)

@@ -171,3 +171,27 @@ def test_conv_transpose_input_gradient():
   ref = lambda x: jnp.sum(jnp.sin(lax.conv_transpose(x, w, (2, 2), "SAME", dimension_numbers=DIMS)))
   mine = lambda x: jnp.sum(jnp.sin(conv_grad.conv_transpose(x, w, (2, 2), "SAME")))
   np.testing.assert_allclose(jax.grad(mine)(x), jax.grad(ref)(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_shape,strides,padding", [
+    ((2, 8, 8, 6), 2, "SAME"), ((2, 9, 7, 4), 2, "VALID"), ((1, 10, 11, 3), (3, 2), ((0, 0), (0, 0)))])
+def test_strided_1x1_conv_is_a_matmul_with_the_same_values_and_gradients(x_shape, strides, padding):
+  """ResNet's stride-2 1x1 convs: flax Conv routes them to strided_1x1_dot; y, dX, dW equal float64 XLA's."""
+  x, w = inputs(x_shape, (1, 1), 5, seed=8)
+  s = (strides,) * 2 if isinstance(strides, int) else strides
+  with jax.enable_x64(True):
+    y64 = plain(jnp.asarray(x), jnp.asarray(w), s, padding, 1)
+    g = np.random.default_rng(9).normal(size=y64.shape)
+    ref = [np.asarray(r) for r in grads(lambda x_, w_: plain(x_, w_, s, padding, 1),
+                                        jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  m = conv_grad.Conv(5, (1, 1), strides=strides, padding=padding, use_bias=False)
+  conv = jax.jit(lambda x_, w_: m.apply({"params": {"kernel": w_}}, x_))
+  assert "dot_general" in str(jax.make_jaxpr(conv)(f32(x), f32(w)))
+  assert "conv_general_dilated" not in str(jax.make_jaxpr(conv)(f32(x), f32(w)))
+  for name, o, r in zip(("y", "dX", "dW"), grads(conv, f32(x), f32(w), f32(g)), ref):
+    assert o.shape == r.shape and rel_err(o, r) < 2e-6, (name, rel_err(o, r))
+  assert conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (2, 2), ((0, 0), (0, 0)))
+  assert not conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (1, 1), ((0, 0), (0, 0)))  # XLA's is faster
+  assert not conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (2, 2), ((1, 0), (0, 0)))
+  assert not conv_grad.use_strided_1x1_dot((3, 3, 256, 512), (2, 2), ((0, 0), (0, 0)))

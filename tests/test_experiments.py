@@ -73,6 +73,7 @@ def _tiny_runs():
   return runs
 
 
+@pytest.mark.slow  # two training runs and their evaluations: ~80 s on 2 cores
 def test_run_study_end_to_end_and_cached(tmp_path):
   root, out = tmp_path / "runs", tmp_path / "study"
   evalset = runner.EvalSet("skimage_photos", 32)

@@ -24,8 +24,27 @@ def test_deconv2x2_equals_flax_conv_transpose():
 def test_max_pool_2x2_equals_flax_max_pool():
   import flax.linen as nn
   from jaxcolor.models import layers
-  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))  # odd height: the last row is dropped, as VALID does
+  x = jax.random.normal(jax.random.key(0), (2, 7, 5, 3))  # odd sizes: the last row / column dropped, as VALID
   ref = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
   np.testing.assert_array_equal(layers.max_pool_2x2(x), ref(x))
-  f = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * jnp.arange(1.0, 1 + 3 * 3 * 3 * 2).reshape(2, 3, 3, 3)))(x)
+  f = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * jnp.arange(1.0, 1 + 3 * 2 * 3 * 2).reshape(2, 3, 2, 3)))(x)
   np.testing.assert_array_equal(f(layers.max_pool_2x2), f(ref))  # no ties in random normals
+  # Tied maxima share the window's gradient: it still sums to 1 per window, and only maxima get any.
+  tied = jnp.zeros((1, 4, 4, 2)).at[0, 0, 0, 0].set(-1.0)
+  g = jax.grad(lambda x: jnp.sum(layers.max_pool_2x2(x)))(tied)
+  np.testing.assert_allclose(g.reshape(1, 2, 2, 2, 2, 2).sum(axis=(2, 4)), 1.0)
+  assert g[0, 0, 0, 0] == 0 and np.all(np.asarray(g) >= 0)
+
+
+def test_max_pool_3x3_stride_2_equals_flax_max_pool():
+  """The ResNet / Inception stems' pooling: values and (tie-free) gradients of nn.max_pool, odd and even sizes."""
+  import flax.linen as nn
+  from jaxcolor.models import layers
+  for shape in [(2, 9, 8, 3), (1, 12, 7, 2)]:
+    x = jax.random.normal(jax.random.key(shape[1]), shape)
+    ref = lambda x: nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+    ours = lambda x: layers.max_pool(x, 3, 2)
+    np.testing.assert_array_equal(ours(x), ref(x))
+    w = jax.random.normal(jax.random.key(7), ref(x).shape)
+    f = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * w))(x)
+    np.testing.assert_array_equal(f(ours), f(ref))

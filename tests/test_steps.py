@@ -41,7 +41,8 @@ def _run_single(head):
   return state, m
 
 
-@pytest.mark.parametrize("head", ["regression", "classification"])
+# The regression case (~40 s) is marked slow: the classification case covers the same paths plus the bins.
+@pytest.mark.parametrize("head", [pytest.param("regression", marks=pytest.mark.slow), "classification"])
 def test_jit_mesh_and_pmap_match_single_device(head):
   assert jax.device_count() == 8
   ref, ref_m = _run_single(head)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor.models.keras_weights import KerasLayer
-from jaxcolor.models.layers import scale_width
+from jaxcolor.models.layers import max_pool, scale_width
 
 IRV2_BLOCKS = (10, 20, 10)
 KERAS_BN_MOMENTUM = 0.99
@@ -115,7 +115,7 @@ class InceptionResNetV2Encoder(nn.Module):
   def _branch(self, x: jax.Array, branch: Sequence[Any], block: str, b: int, train: bool) -> jax.Array:
     for i, step in enumerate(branch):
       if step == "maxpool":
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="VALID")
+        x = max_pool(x, 3, 2)
       elif step == "avgpool":  # Keras/TF "same" average pooling leaves the padding out of the mean
         x = nn.avg_pool(x, (3, 3), strides=(1, 1), padding="SAME", count_include_pad=False)
       else:

@@ -68,14 +68,27 @@ def batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype, name: str | None =
                       dtype=dtype, param_dtype=param_dtype, name=name, axis_name=axis_name)
 
 
-def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2 max pooling with stride 2, (B, H, W, C) -> (B, H/2, W/2, C), as a reshape and a max.
+def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
+  """VALID max pooling of (B, H, W, C) over window x window patches every `stride` pixels, as the elementwise
+  maximum of the window * window strided views.
 
-  Same values as nn.max_pool(x, (2, 2), strides=(2, 2)); the gradient is an elementwise mask (shared evenly
-  between tied maxima) instead of XLA's select-and-scatter, which XLA:CPU runs far slower.
+  Same values as nn.max_pool(x, (window,) * 2, strides=(stride,) * 2); the gradient is an elementwise mask (split
+  between tied maxima) instead of XLA's select-and-scatter, which XLA:CPU runs far slower, and the views avoid
+  a reduction over short strided window axes, which it also runs slowly: forward + gradient of 2x2 pooling at
+  (32, 64, 64, 64) 26 ms, against 55 ms as a reshape and a max and 132 ms as nn.max_pool, on 2 cores.
   """
-  b, h, w, c = x.shape
-  return jnp.max(x[:, : h - h % 2, : w - w % 2].reshape(b, h // 2, 2, w // 2, 2, c), axis=(2, 4))
+  _, h, w, _ = x.shape
+  ho, wo = (h - window) // stride + 1, (w - window) // stride + 1
+  views = [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+           for i in range(window) for j in range(window)]  # window^2 x (B, ho, wo, C)
+  while len(views) > 1:  # a balanced tree of maxima
+    views = [jnp.maximum(a, b) for a, b in zip(views[::2], views[1::2])] + views[len(views) - len(views) % 2:]
+  return views[0]
+
+
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2 max pooling with stride 2, (B, H, W, C) -> (B, H/2, W/2, C) (an odd last row / column is dropped)."""
+  return max_pool(x, 2, 2)
 
 
 class Deconv2x2(nn.Module):
@@ -97,8 +110,13 @@ class Deconv2x2(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features), self.param_dtype)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = jnp.einsum("bhwc,ijcf->bhiwjf", x, kernel[::-1, ::-1])  # (B, h, 2, w, 2, F); flax flips the taps
-    return y.reshape(b, 2 * h, 2 * w, self.features) + bias
+    kernel = kernel[::-1, ::-1]  # flax flips the taps
+    # One (B h w, C) x (C, 2F) product per output row parity di, its rows (w, dj, F) already in output order,
+    # so the interleave is a concatenation of contiguous rows rather than a 6-D transpose of the whole output
+    # (forward + gradients at unet's shapes 211 ms against 273 ms for one einsum on 2 cores).
+    rows = [(x.reshape(-1, c) @ kernel[di].transpose(1, 0, 2).reshape(c, 2 * self.features))
+            .reshape(b, h, 1, w * 2 * self.features) for di in range(2)]  # (B, h, 1, w 2 F) each
+    return jnp.concatenate(rows, axis=2).reshape(b, 2 * h, 2 * w, self.features) + bias
 
 
 class ConvBN(nn.Module):

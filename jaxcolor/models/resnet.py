@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from jaxcolor import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
-from jaxcolor.models.layers import scale_width
+from jaxcolor.models.layers import max_pool, scale_width
 
 RESNET50_STAGES = (3, 4, 6, 3)
 STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck width; stage outputs have 4x these channels
@@ -79,7 +79,7 @@ class ResNet50Encoder(_ResNetBase):
     x = self._conv(scale_width(64, self.width), 7, "conv1_conv", strides=2)(_pad(x, 3))
     x = nn.relu(self._bn("conv1_bn", train)(x))
     features = {"conv1_relu": x}
-    x = nn.max_pool(_pad(x, 1), (3, 3), strides=(2, 2), padding="VALID")
+    x = max_pool(_pad(x, 1), 3, 2)
     for s, blocks in enumerate(self.stage_sizes):
       filters = self._filters(s)
       for i in range(blocks):
@@ -133,7 +133,7 @@ class ResNet50V2Encoder(_ResNetBase):
     x = x.astype(self.dtype)
     x = self._conv(scale_width(64, self.width), 7, "conv1_conv", strides=2)(_pad(x, 3))
     features = {"conv1_conv": x}
-    x = nn.max_pool(_pad(x, 1), (3, 3), strides=(2, 2), padding="VALID")
+    x = max_pool(_pad(x, 1), 3, 2)
     for s, (blocks, last_stride) in enumerate(zip(self.stage_sizes, self._strides())):
       filters = self._filters(s)
       for i in range(blocks):
