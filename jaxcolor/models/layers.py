@@ -92,11 +92,11 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
 
 
 class Deconv2x2(nn.Module):
-  """nn.ConvTranspose(features, (2, 2), strides=(2, 2), padding="VALID") as one matmul + depth-to-space.
+  """nn.ConvTranspose(features, (2, 2), strides=(2, 2), padding="VALID") as two matmuls + depth-to-space.
 
   The 2x2 stride-2 transposed conv does not overlap: input pixel (i, j) alone writes output block
   (2i..2i+1, 2j..2j+1): y[b, 2i + di, 2j + dj] = x[b, i, j] @ kernel[1 - di, 1 - dj] + bias (flax's tap
-  order). Written as a (B h w, C) x (C, 4F) product, its kernel and input gradients are plain matmuls too,
+  order). Written as (B h w, C) x (C, 2F) products, its kernel and input gradients are plain matmuls too,
   where XLA:CPU runs the generic transposed conv's gradients slowly. Parameters, names and initializers are
   the flax module's, so checkpoints and weights are interchangeable (tests/test_layers.py compares the two).
   """
