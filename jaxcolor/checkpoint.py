@@ -59,8 +59,14 @@ def _write_replicated_arrays_whole() -> None:
   keep the default. Replaces the process-wide jax.Array handler, so call it only after the backend is up.
   """
   if jax.process_count() == 1 and not _WHOLE_ARRAYS:
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+    absl_log = logging.getLogger("absl")  # Orbax warns on every override; this one is intended
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
+    try:
+      ocp.type_handlers.register_type_handler(
+          jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+    finally:
+      absl_log.setLevel(level)
     _WHOLE_ARRAYS.append(True)
 
 

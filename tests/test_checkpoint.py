@@ -65,6 +65,26 @@ def test_round_trip_keeps_sharding_values_and_meta(tmp_path, mesh):
   _assert_restored(restored, state)
 
 
+
+def test_single_process_save_compiles_nothing(tmp_path, mesh):
+  """Replicated arrays are written whole, not sliced per device (a slicing program per shape cost seconds)."""
+  rep = NamedSharding(mesh, P())
+  state = {"params": {f"w{i}": jax.device_put(jnp.ones((5 + i, 7 + 2 * i)), rep) for i in range(4)}, "step": 1}
+  jax.block_until_ready(state)
+  compiles = []
+  listener = lambda event, *args, **kw: compiles.append(event) if "compile" in event else None
+  jax.monitoring.register_event_duration_secs_listener(listener)
+  try:
+    ckpt = _sync(tmp_path)
+    ckpt.maybe_save(1, state, force=True)
+    ckpt.wait()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listener)
+  assert compiles == []
+  restored = ckpt.restore({**checkpoint.abstract_state(state), "step": 0})[0]
+  _assert_restored(restored, state)
+  ckpt.close()
+
 def test_keep_n_keeps_newest(tmp_path, mesh):
   state = _state(mesh)
   with _sync(tmp_path, keep=2, save_every=1) as ckpt:
