@@ -46,14 +46,18 @@ def rel_err(a, b):
   return np.abs(a - b).max() / np.abs(b).max()
 
 
+def float64_reference(x, w, strides, padding, dilation=1, seed=1):
+  """A random output cotangent g and [y, dX, dW] of XLA's conv in float64 (the oracle)."""
+  with jax.enable_x64(True):
+    conv = lambda x_, w_: plain(x_, w_, strides, padding, dilation)
+    g = np.random.default_rng(seed).normal(size=conv(jnp.asarray(x), jnp.asarray(w)).shape)
+    return g, [np.asarray(r) for r in grads(conv, jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+
+
 @pytest.mark.parametrize("x_shape,khw,cout,strides,padding,dilation", CASES)
 def test_matches_float64_reference(x_shape, khw, cout, strides, padding, dilation):
   x, w = inputs(x_shape, khw, cout)
-  with jax.enable_x64(True):
-    y64 = plain(jnp.asarray(x), jnp.asarray(w), strides, padding, dilation)
-    g = np.random.default_rng(1).normal(size=y64.shape)
-    ref = grads(lambda x_, w_: plain(x_, w_, strides, padding, dilation), jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))
-    ref = [np.asarray(r) for r in ref]
+  g, ref = float64_reference(x, w, strides, padding, dilation)
   x32, w32, g32 = (jnp.asarray(a, jnp.float32) for a in (x, w, g))
   # A small patch budget forces several batch chunks where the batch has more than one image.
   conv = jax.jit(lambda x_, w_: conv_grad.conv2d(x_, w_, strides, padding, dilation, max_patch_bytes=1))
@@ -116,11 +120,7 @@ def test_flax_conv_drop_in():
 def test_phases_dx_matches_float64_reference(x_shape, khw, strides, padding):
   x, w = inputs(x_shape, khw, 4, seed=5)
   s = (strides,) * 2 if isinstance(strides, int) else strides
-  with jax.enable_x64(True):
-    y64 = plain(jnp.asarray(x), jnp.asarray(w), s, padding, 1)
-    g = np.random.default_rng(6).normal(size=y64.shape)
-    ref = [np.asarray(r) for r in grads(lambda x_, w_: plain(x_, w_, s, padding, 1),
-                                        jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+  g, ref = float64_reference(x, w, s, padding, seed=6)
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   conv = jax.jit(lambda x_, w_: conv_grad.conv2d(x_, w_, strides, padding, dw="xla", dx="phases"))
   ours = grads(conv, f32(x), f32(w), f32(g))
@@ -179,11 +179,7 @@ def test_strided_1x1_conv_is_a_matmul_with_the_same_values_and_gradients(x_shape
   """ResNet's stride-2 1x1 convs: flax Conv routes them to strided_1x1_dot; y, dX, dW equal float64 XLA's."""
   x, w = inputs(x_shape, (1, 1), 5, seed=8)
   s = (strides,) * 2 if isinstance(strides, int) else strides
-  with jax.enable_x64(True):
-    y64 = plain(jnp.asarray(x), jnp.asarray(w), s, padding, 1)
-    g = np.random.default_rng(9).normal(size=y64.shape)
-    ref = [np.asarray(r) for r in grads(lambda x_, w_: plain(x_, w_, s, padding, 1),
-                                        jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+  g, ref = float64_reference(x, w, s, padding, seed=9)
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   m = conv_grad.Conv(5, (1, 1), strides=strides, padding=padding, use_bias=False)
   conv = jax.jit(lambda x_, w_: m.apply({"params": {"kernel": w_}}, x_))

@@ -4,14 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
 from jaxcolor import conv_grad, winograd
-from test_conv_grad import DIMS, grads as value_and_grads, rel_err  # the conv tests' float64-oracle helpers
-
-
-def direct(x, w, padding, dilation):
-  return lax.conv_general_dilated(x, w, (1, 1), padding, rhs_dilation=(dilation,) * 2, dimension_numbers=DIMS)
+from test_conv_grad import float64_reference, grads as value_and_grads, plain, rel_err  # the conv tests' oracle
 
 
 @pytest.mark.parametrize("x_shape,cout,padding,dilation", [
@@ -25,14 +20,10 @@ def test_matches_float64_reference(x_shape, cout, padding, dilation):
   rng = np.random.default_rng(0)
   x = rng.normal(size=x_shape)
   w = rng.normal(size=(3, 3, x_shape[-1], cout))
-  with jax.enable_x64(True):
-    y64 = direct(jnp.asarray(x), jnp.asarray(w), padding, dilation)
-    g = rng.normal(size=y64.shape)
-    ref = [np.asarray(r) for r in value_and_grads(lambda a, b: direct(a, b, padding, dilation),
-                                                  jnp.asarray(x), jnp.asarray(w), jnp.asarray(g))]
+  g, ref = float64_reference(x, w, 1, padding, dilation)
   x32, w32, g32 = (jnp.asarray(a, jnp.float32) for a in (x, w, g))
   ours = value_and_grads(jax.jit(lambda a, b: winograd.conv3x3(a, b, padding, dilation)), x32, w32, g32)
-  xla = value_and_grads(lambda a, b: direct(a, b, padding, dilation), x32, w32, g32)
+  xla = value_and_grads(lambda a, b: plain(a, b, 1, padding, dilation), x32, w32, g32)
   for name, o, p, r in zip(("y", "dX", "dW"), ours, xla, ref):
     assert o.shape == r.shape and o.dtype == jnp.float32, name
     # float32 rounding of the transforms: within a few times XLA's own float32 error.
