@@ -89,7 +89,8 @@ def main() -> None:
   p.add_argument("--xla", default="jaxcolor", help="jaxcolor (its compiler options) and/or default (XLA's)")
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
-  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()})")
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
   print("| model | size | batch | dtype | conv rewrites | XLA options | img/s | GFLOP/s executed | % of peak | "
         "GFLOP/s direct conv |")
   print("|---|---|---|---|---|---|---|---|---|---|")

@@ -14,6 +14,8 @@ step and predictor compile with `jaxcolor.compiler`'s options, as its trainer, e
 
 PyTorch variants: eager (NCHW), eager with channels_last, and on a GPU also bfloat16 autocast and
 torch.compile. The ratio column divides jaxcolor's images/s by the fastest PyTorch variant of the same dtype.
+The header prints GLIBC_TUNABLES: a malloc setting in the environment (README, "Training on a Linux CPU?")
+applies to both frameworks alike, as they share the process.
 """
 from __future__ import annotations
 
@@ -147,7 +149,8 @@ def main() -> None:
   device = "cuda" if on_gpu else "cpu"
   torch.set_num_threads(os.cpu_count() or 1)
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} ({device}, "
-        f"{torch.get_num_threads()} threads)")
+        f"{torch.get_num_threads()} threads), "
+        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
   print("| what | model | size x batch | dtype | jaxcolor img/s | " +
         " | ".join(f"torch {v}" for v in torch_variants(on_gpu, "float32")) + " | jaxcolor / best torch |")
   print("|---|---|---|---|---|" + "---|" * (len(torch_variants(on_gpu, "float32")) + 1))
