@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 
 def test_deconv2x2_equals_flax_conv_transpose():
@@ -48,3 +49,10 @@ def test_max_pool_3x3_stride_2_equals_flax_max_pool():
     w = jax.random.normal(jax.random.key(7), ref(x).shape)
     f = lambda pool: jax.grad(lambda x: jnp.sum(pool(x) * w))(x)
     np.testing.assert_array_equal(f(ours), f(ref))
+
+
+def test_max_pool_window_larger_than_the_map_fails_with_the_shape():
+  from jaxcolor.models import layers
+  with pytest.raises(ValueError, match=r"3x3 window does not fit a 2x5 feature map"):
+    layers.max_pool(jnp.zeros((1, 2, 5, 4)), 3, 2)
+  assert layers.max_pool(jnp.zeros((1, 3, 5, 4)), 3, 2).shape == (1, 1, 2, 4)

@@ -78,6 +78,9 @@ def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
   (32, 64, 64, 64) 26 ms, against 55 ms as a reshape and a max and 132 ms as nn.max_pool, on 2 cores.
   """
   _, h, w, _ = x.shape
+  if min(h, w) < window:
+    raise ValueError(f"max_pool: a {window}x{window} window does not fit a {h}x{w} feature map "
+                     f"(input shape {x.shape}); the image is too small for this model")
   ho, wo = (h - window) // stride + 1, (w - window) // stride + 1
   views = [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
            for i in range(window) for j in range(window)]  # window^2 x (B, ho, wo, C)
