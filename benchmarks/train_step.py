@@ -73,6 +73,11 @@ def cpu_peak_gflops() -> float:
   return (os.cpu_count() or 1) * (max(mhz) if mhz else 0.0) / 1e3 * 32
 
 
+def malloc_setting() -> str:
+  """The glibc malloc tunables in effect (README, "Training on a Linux CPU?"): they change CPU step times."""
+  return f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}"
+
+
 def peak_gflops(dtype: str) -> float:
   """The device's dense peak for `dtype` (0 if unknown); bfloat16 on a CPU counts as float32 work."""
   kind = jax.devices()[0].device_kind
@@ -89,8 +94,7 @@ def main() -> None:
   p.add_argument("--xla", default="jaxcolor", help="jaxcolor (its compiler options) and/or default (XLA's)")
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
-  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
+  print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), {malloc_setting()}")
   print("| model | size | batch | dtype | conv rewrites | XLA options | img/s | GFLOP/s executed | % of peak | "
         "GFLOP/s direct conv |")
   print("|---|---|---|---|---|---|---|---|---|---|")

@@ -149,8 +149,7 @@ def main() -> None:
   device = "cuda" if on_gpu else "cpu"
   torch.set_num_threads(os.cpu_count() or 1)
   print(f"jax {jax.__version__} ({jax.devices()[0].device_kind}), torch {torch.__version__} ({device}, "
-        f"{torch.get_num_threads()} threads), "
-        f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
+        f"{torch.get_num_threads()} threads), {train_step.malloc_setting()}")
   print("| what | model | size x batch | dtype | jaxcolor img/s | " +
         " | ".join(f"torch {v}" for v in torch_variants(on_gpu, "float32")) + " | jaxcolor / best torch |")
   print("|---|---|---|---|---|" + "---|" * (len(torch_variants(on_gpu, "float32")) + 1))

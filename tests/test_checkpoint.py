@@ -65,7 +65,6 @@ def test_round_trip_keeps_sharding_values_and_meta(tmp_path, mesh):
   _assert_restored(restored, state)
 
 
-
 def test_single_process_save_compiles_nothing(tmp_path, mesh):
   """Replicated arrays are written whole, not sliced per device (a slicing program per shape cost seconds)."""
   rep = NamedSharding(mesh, P())
@@ -84,6 +83,7 @@ def test_single_process_save_compiles_nothing(tmp_path, mesh):
   restored = ckpt.restore({**checkpoint.abstract_state(state), "step": 0})[0]
   _assert_restored(restored, state)
   ckpt.close()
+
 
 def test_keep_n_keeps_newest(tmp_path, mesh):
   state = _state(mesh)
