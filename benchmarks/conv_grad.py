@@ -55,6 +55,13 @@ FIRST_LAYERS = [("unet c0 1->64", 32, 64, 1, 64, 3, 1), ("vgg16 c0 3->64", 8, 22
 # Transposed convs (stride 2, SAME): (name, batch, input side, Cin, Cout, kernel).
 DECONVS = [("eccv16 b8 4x4 512->256", 8, 22, 512, 256, 4), ("resnet50_unet up0 3x3 2048->256", 8, 7, 2048, 256, 3),
            ("resnet50_unet up3 3x3 64->32", 8, 56, 64, 32, 3), ("resnet50_unet up4 3x3 32->16", 8, 112, 32, 16, 3)]
+# 1x1 convs (heads and ResNet-50's bottlenecks): (name, batch, input side, Cin, Cout, stride).
+POINTWISE = [("1x1 resnet50_unet head 16->313", 8, 224, 16, 313, 1), ("1x1 unet head 64->313", 32, 64, 64, 313, 1),
+             ("1x1 eccv16 head 128->313", 8, 44, 128, 313, 1), ("1x1 resnet50 conv2 64->256", 8, 56, 64, 256, 1),
+             ("1x1 resnet50 conv2 256->64", 8, 56, 256, 64, 1), ("1x1 resnet50 conv3 512->128", 8, 28, 512, 128, 1),
+             ("1x1 resnet50 conv4 1024->256", 8, 14, 1024, 256, 1),
+             ("1x1 resnet50 conv5 512->2048", 8, 7, 512, 2048, 1),
+             ("1x1 resnet50 shortcut 256->512 s2", 8, 56, 256, 512, 2)]
 XLA_OPTIONS: list[dict | None] = [None]  # set by --xla
 
 
@@ -129,7 +136,22 @@ def bench_deconv(batch, side, cin, cout, k, repeats):
   g = jnp.asarray(rng.normal(size=(batch, 2 * side, 2 * side, cout)), jnp.float32)
   out = {}
   for name, f in variants.items():
-    full = lambda x, w, g, f=f: jax.vjp(f, x, w)[1](g)
+    full = lambda x, w, g, f=f: (lambda y, vjp: (y, vjp(g)))(*jax.vjp(f, x, w))  # y kept: not dead code
+    out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
+  return out
+
+
+def bench_pointwise(batch, side, cin, cout, stride, repeats):
+  """ms of forward and forward + dX + dW of a 1x1 conv: XLA's convolution and `conv_grad.pointwise_dot`."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(1, 1, cin, cout)) / np.sqrt(cin), jnp.float32)
+  variants = {"XLA": lambda x, w: lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=DIMS),
+              "matmul": lambda x, w: conv_grad.pointwise_dot(x, w, (stride, stride))}
+  g = jnp.asarray(rng.normal(size=jax.eval_shape(variants["XLA"], x, w).shape), jnp.float32)
+  out = {}
+  for name, f in variants.items():
+    full = lambda x, w, g, f=f: (lambda y, vjp: (y, vjp(g)))(*jax.vjp(f, x, w))  # y kept: not dead code
     out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
   return out
 
@@ -170,6 +192,14 @@ def main() -> None:
     res = bench_deconv(batch, side, cin, cout, k, args.repeats)
     cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
     print(f"{name:32s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
+  print("\n1x1 conv, unpadded: ms forward / forward + dX + dW")
+  for name, batch, side, cin, cout, stride in POINTWISE:
+    if args.only and args.only not in name:
+      continue
+    res = bench_pointwise(batch, side, cin, cout, stride, args.repeats)
+    cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
+    print(f"{name:32s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
+
 
 if __name__ == "__main__":
   main()

@@ -1,16 +1,20 @@
 """Train-step throughput on synthetic on-device batches (no TensorFlow needed), and achieved FLOP/s.
 
     python benchmarks/train_step.py [--models eccv16:176:8,unet:64:32,resnet50_unet:224:8]
-        [--dtypes float32,bfloat16] [--patches_dw on,off] [--xla jaxcolor,default] [--steps 3]
+        [--dtypes float32,bfloat16] [--patches_dw on,off] [--xla jaxcolor,default] [--fused_head on,off]
+        [--steps 3]
 
 Each entry is model:image_size:batch. Classification head (313 bins, cross-entropy, Adam), one device. FLOPs
 per step come from XLA's cost analysis of the step ("executed"), and of the same step traced without
 jaxcolor's conv rewrites ("direct conv": the FLOPs of the textbook convolutions, which Winograd undercuts);
-images/s is the median over --steps timed steps after one warm-up. `--patches_dw off` turns jaxcolor's CPU
-conv rewrites off (patches dW, phases dX, Winograd: jaxcolor.conv_grad, jaxcolor.winograd);
-`--xla default` compiles without jaxcolor's compiler options (`jaxcolor.compiler`: on CPU, no YNNPACK convs). The last
-column sets the achieved FLOP/s against the device's dense peak (`peak_gflops`): vendor figures for H100/H200,
-cores x clock x 32 FP32 FLOP/cycle for a CPU.
+images/s is the median over --steps timed steps after one warm-up; the variants of a model (each
+combination of the options given) are compiled first and then timed in turn, one step each, round robin.
+`--patches_dw off` turns jaxcolor's CPU conv rewrites off (patches dW, phases dX, Winograd, 1x1 convs as
+matmuls: jaxcolor.conv_grad, jaxcolor.winograd); `--xla default` compiles without jaxcolor's compiler options
+(`jaxcolor.compiler`: on CPU, no YNNPACK convs); `--fused_head off` forms the logits before the loss instead
+of the trainer's fused head + loss (`jaxcolor.head_loss`). The last column sets the achieved FLOP/s against
+the device's dense peak (`peak_gflops`): vendor figures for H100/H200, cores x clock x 32 FP32 FLOP/cycle for
+a CPU.
 """
 from __future__ import annotations
 
@@ -30,37 +34,61 @@ from jaxcolor import compiler, conv_grad, losses, models, quantize, steps
 from jaxcolor import task as task_lib
 
 
-def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str = "jaxcolor"
-            ) -> tuple[float, float, float]:
-  """(images/s, achieved GFLOP/s, direct-conv GFLOP/s) of one jitted train step; xla: 'jaxcolor' (its
-  compiler options) or 'default'. Achieved counts the FLOPs of the compiled program; direct-conv counts those
-  of the same step traced without jaxcolor's conv rewrites (Winograd does fewer FLOPs for the same result)."""
-  bins = quantize.make_bins()
-  model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
-  task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
-                            class_weights=np.ones(bins.num_bins, np.float32))
-  tx = optax.adam(1e-4)
-  state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
-      steps.make_rng(0))
-  fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=losses.get_loss("cross_entropy"))
-  step = jax.jit(fn, donate_argnums=(0,), compiler_options=compiler.options() if xla == "jaxcolor" else None)
-  images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
-  data = {"image": images, "mask": jnp.ones((batch,), bool)}
-  first = lambda cost: cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = first(step.lower(state, data).cost_analysis())["flops"]
-  rewrites = conv_grad.set_patches_dw(False)
-  direct_flops = first(jax.jit(lambda s, d: fn(s, d)).lower(state, data).cost_analysis())["flops"]  # fresh trace
-  conv_grad.set_patches_dw(rewrites)
-  state, m = step(state, data)
-  jax.block_until_ready(m)
-  times = []
-  for _ in range(repeats):
+class Step:
+  """One compiled train step of a model on a synthetic batch, with its state, for timing."""
+
+  def __init__(self, name: str, size: int, batch: int, dtype: str, xla: str = "jaxcolor", fused_head: bool = True):
+    """xla: 'jaxcolor' (its compiler options) or 'default'; fused_head: build the model with
+    defer_classifier, as the trainer does for cross-entropy (jaxcolor.head_loss)."""
+    bins = quantize.make_bins()
+    model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype),
+                             defer_classifier=fused_head)
+    task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
+                              class_weights=np.ones(bins.num_bins, np.float32))
+    tx = optax.adam(1e-4)
+    self.state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
+        steps.make_rng(0))
+    fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=losses.get_loss("cross_entropy"))
+    images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
+    self.data = {"image": images, "mask": jnp.ones((batch,), bool)}
+    self.batch = batch
+    first = lambda cost: cost[0] if isinstance(cost, (list, tuple)) else cost
+    step = jax.jit(fn, donate_argnums=(0,), compiler_options=compiler.options() if xla == "jaxcolor" else None)
+    self.step = step.lower(self.state, self.data).compile()
+    self.flops = first(self.step.cost_analysis())["flops"]
+    rewrites = conv_grad.set_patches_dw(False)  # the textbook convolutions' FLOPs: a fresh trace without rewrites
+    self.direct_flops = first(jax.jit(lambda s, d: fn(s, d)).lower(self.state, self.data).cost_analysis())["flops"]
+    conv_grad.set_patches_dw(rewrites)
+    self.times: list[float] = []
+    self.run()  # warm-up
+
+  def run(self) -> float:
     t = time.perf_counter()
-    state, m = step(state, data)
+    self.state, m = self.step(self.state, self.data)
     jax.block_until_ready(m)
-    times.append(time.perf_counter() - t)
-  dt = statistics.median(times)
-  return batch / dt, flops / dt / 1e9, direct_flops / dt / 1e9
+    return time.perf_counter() - t
+
+  def result(self) -> tuple[float, float, float]:
+    """(images/s, executed GFLOP/s, direct-conv GFLOP/s) from the median timed step."""
+    dt = statistics.median(self.times)
+    return self.batch / dt, self.flops / dt / 1e9, self.direct_flops / dt / 1e9
+
+
+def measure_all(steps_: list[Step], repeats: int) -> None:
+  """Times `repeats` steps of each, in turn (round robin), so that host-speed drifts hit all variants alike."""
+  for _ in range(repeats):
+    for s in steps_:
+      s.times.append(s.run())
+
+
+def measure(name: str, size: int, batch: int, dtype: str, repeats: int, xla: str = "jaxcolor",
+            fused_head: bool = True) -> tuple[float, float, float]:
+  """(images/s, achieved GFLOP/s, direct-conv GFLOP/s) of one jitted train step. Achieved counts the FLOPs of
+  the compiled program; direct-conv those of the same step traced without jaxcolor's conv rewrites (Winograd
+  does fewer FLOPs for the same result)."""
+  s = Step(name, size, batch, dtype, xla, fused_head)
+  measure_all([s], repeats)
+  return s.result()
 
 
 # Dense peak GFLOP/s by device kind and dtype (vendor figures, no sparsity); CPU: see cpu_peak_gflops.
@@ -92,22 +120,29 @@ def main() -> None:
   p.add_argument("--dtypes", default="float32")
   p.add_argument("--patches_dw", default="on")
   p.add_argument("--xla", default="jaxcolor", help="jaxcolor (its compiler options) and/or default (XLA's)")
+  p.add_argument("--fused_head", default="on", help="on (the trainer's fused head + loss) and/or off")
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), {malloc_setting()}")
-  print("| model | size | batch | dtype | conv rewrites | XLA options | img/s | GFLOP/s executed | % of peak | "
-        "GFLOP/s direct conv |")
-  print("|---|---|---|---|---|---|---|---|---|---|")
+  print("| model | size | batch | dtype | conv rewrites | XLA options | fused head | img/s | GFLOP/s executed | "
+        "% of peak | GFLOP/s direct conv |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|")
   for entry in args.models.split(","):
     name, size, batch = entry.split(":")
     for dtype in args.dtypes.split(","):
-      for patches, xla in itertools.product(args.patches_dw.split(","), args.xla.split(",")):
+      variants = list(itertools.product(args.patches_dw.split(","), args.xla.split(","), args.fused_head.split(",")))
+      built = []
+      for patches, xla, fused in variants:  # the rewrites are chosen at trace time, so each variant keeps its own
         conv_grad.set_patches_dw(patches == "on")
-        ips, gflops, direct = measure(name, int(size), int(batch), dtype, args.steps, xla)
-        peak = peak_gflops(dtype)
+        built.append(Step(name, int(size), int(batch), dtype, xla, fused == "on"))
+      conv_grad.set_patches_dw(True)
+      measure_all(built, args.steps)
+      peak = peak_gflops(dtype)
+      for (patches, xla, fused), s in zip(variants, built):
+        ips, gflops, direct = s.result()
         share = f"{100 * gflops / peak:.0f}% of {peak:,.0f}" if peak else "?"
-        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {xla} | {ips:.2f} | {gflops:.1f} | {share} | "
-              f"{direct:.1f} |", flush=True)
+        print(f"| {name} | {size} | {batch} | {dtype} | {patches} | {xla} | {fused} | {ips:.2f} | {gflops:.1f} | "
+              f"{share} | {direct:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

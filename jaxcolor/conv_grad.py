@@ -19,8 +19,9 @@ input channels, and transposed convs (also the input gradient of strided convs) 
   kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
   gradients) for eccv16's 512 -> 256 upsampling at batch 8.
 
-* Strided 1x1 convs (ResNet's downsampling) run as a subsampling and a matmul (`use_strided_1x1_dot`), so their
-  kernel gradient is a matmul instead of XLA:CPU's stride-dilated conv over the transposed input.
+* Unpadded 1x1 convs (heads, ResNet's bottlenecks and stride-2 shortcuts) run as a 2-D matmul over the
+  flattened pixels (`use_pointwise_dot`), whose kernel gradient is a matmul contracting the pixel axis instead of
+  XLA:CPU's convolution over the transposed input. The per-phase convs of `conv_transpose` take the same rules.
 
 `Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
 built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs
@@ -188,22 +189,30 @@ def use_phases_dx(w_shape: Sequence[int], strides=1, dilation=1) -> bool:
   return kh * kw > 1 and cin >= MIN_PHASES_DX_CHANNELS and max(_pair(strides)) > 1 and _pair(dilation) == (1, 1)
 
 
-def use_strided_1x1_dot(w_shape: Sequence[int], strides, pads) -> bool:
-  """Whether a strided 1x1 conv runs as a subsampling and a matmul (`strided_1x1_dot`): on CPU, 1x1 kernels,
-  stride > 1, no padding. XLA:CPU computes such a conv's kernel gradient as a conv dilated by the stride over
-  the transposed input; ResNet-50's stride-2 1x1 convs, forward + both gradients at batch 8 (2 cores):
-  256 -> 512 at 56x56 93 -> 65 ms, 256 -> 128 56 -> 26 ms. Stride-1 1x1 convs stay XLA's (it was faster than
-  a matmul there: 33 against 59 ms for 64 -> 256 at 56x56)."""
+def use_pointwise_dot(w_shape: Sequence[int], pads) -> bool:
+  """Whether a conv runs as a matmul over pixels (`pointwise_dot`): on CPU, 1x1 kernels without padding, any
+  stride. XLA:CPU computes a 1x1 conv's kernel gradient as a convolution over the input transposed to
+  (Cin, H, W, N), a full copy of the activations (in ResNet-50 fused with the BatchNorm recomputation: about
+  1.1 s of a 7 s resnet50_unet step); the kernel gradient of the 2-D matmul is a matmul contracting the pixel
+  axis, with no copy. `python benchmarks/conv_grad.py --only=1x1` (BENCHMARKS.md), ms forward + both
+  gradients, 2 cores: the 16 -> 313 head at 8x224x224 634 -> 547, 64 -> 313 at 32x64x64 402 -> 334, ResNet's
+  64 -> 256 at 8x56x56 49 -> 41, 256 -> 512 stride 2 106 -> 77; its 14x14 and 7x7 layers 41 -> 43 and
+  44 -> 48. The resnet50_unet train step (224 x 8), where the copies also recomputed BatchNorm: 6.97 -> 6.48 s.
+  """
   if not _ENABLED[0] or jax.default_backend() != "cpu":
     return False
-  return tuple(w_shape[:2]) == (1, 1) and max(strides) > 1 and all(p == 0 for pair in pads for p in pair)
+  return tuple(w_shape[:2]) == (1, 1) and all(p == 0 for pair in pads for p in pair)
 
 
-def strided_1x1_dot(x: jax.Array, w: jax.Array, strides: Sequence[int], precision=None) -> jax.Array:
+def pointwise_dot(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1), precision=None) -> jax.Array:
   """Unpadded 1x1 conv with `strides`, NHWC x (N, H, W, Cin), HWIO w (1, 1, Cin, Cout) -> (N, H', W', Cout):
-  every stride-th pixel times the (Cin, Cout) matrix, so both gradients are matmuls (and a scatter)."""
-  sh, sw = strides
-  return lax.dot_general(x[:, ::sh, ::sw], w[0, 0], (((3,), (0,)), ((), ())), precision=precision)
+  every stride-th pixel, flattened to (N*H'*W', Cin), times the (Cin, Cout) matrix. Both gradients are 2-D
+  matmuls (and for strides > 1 a scatter into the input gradient)."""
+  sh, sw = _pair(strides)
+  xs = x[:, ::sh, ::sw] if (sh, sw) != (1, 1) else x
+  n, h, wd, c = xs.shape
+  y = lax.dot_general(xs.reshape(n * h * wd, c), w[0, 0], (((1,), (0,)), ((), ())), precision=precision)
+  return y.reshape(n, h, wd, w.shape[-1])
 
 
 MIN_PHASES_DX_CHANNELS = 64
@@ -237,8 +246,8 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
     pads = _explicit_padding(padding, lhs.shape, rhs.shape, strides, dilation)
     if winograd.use_winograd(lhs.shape, rhs.shape, strides, pads, dilation, lhs.dtype):
       return winograd.conv3x3(lhs, rhs, pads, dilation[0])
-    if use_strided_1x1_dot(rhs.shape, strides, pads):
-      return strided_1x1_dot(lhs, rhs, strides, precision)
+    if use_pointwise_dot(rhs.shape, pads):
+      return pointwise_dot(lhs, rhs, strides, precision)
   dw = "patches" if use_patches_dw(lhs.shape, rhs.shape, strides, dilation) else "xla"
   dx = "phases" if use_phases_dx(rhs.shape, strides, dilation) else "xla"
   if dw == dx == "xla":
@@ -312,7 +321,7 @@ def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int],
         continue
       r0, c0 = dh + lo_h, dw + lo_w  # the window of inputs this phase reads
       xs = lax.slice(xp, (0, r0, c0, 0), (n, r0 + mh + ch - 1, c0 + mw + cw - 1, xp.shape[-1]))
-      cols.append(lax.conv_general_dilated(xs, w[th::sh, tw::sw], (1, 1), "VALID", dimension_numbers=_DIMS))
+      cols.append(_dispatch_conv(xs, w[th::sh, tw::sw], (1, 1), "VALID", dimension_numbers=_DIMS))
     rows.append(jnp.stack(cols, axis=3))  # (n, mh, mw, sw, Cout)
   y = jnp.stack(rows, axis=2).reshape(n, mh * sh, mw * sw, w.shape[-1])  # (n, mh, sh, mw, sw, C) -> interleaved
   return y[:, :out_h, :out_w]

@@ -174,9 +174,11 @@ def test_conv_transpose_input_gradient():
 
 
 @pytest.mark.parametrize("x_shape,strides,padding", [
-    ((2, 8, 8, 6), 2, "SAME"), ((2, 9, 7, 4), 2, "VALID"), ((1, 10, 11, 3), (3, 2), ((0, 0), (0, 0)))])
-def test_strided_1x1_conv_is_a_matmul_with_the_same_values_and_gradients(x_shape, strides, padding):
-  """ResNet's stride-2 1x1 convs: flax Conv routes them to strided_1x1_dot; y, dX, dW equal float64 XLA's."""
+    ((2, 8, 8, 6), 1, "SAME"), ((2, 8, 8, 6), 2, "SAME"), ((2, 9, 7, 4), 2, "VALID"),
+    ((1, 10, 11, 3), (3, 2), ((0, 0), (0, 0)))])
+def test_1x1_conv_is_a_matmul_with_the_same_values_and_gradients(x_shape, strides, padding):
+  """1x1 convs (heads, ResNet's bottlenecks and stride-2 shortcuts): flax Conv routes them to pointwise_dot;
+  y, dX, dW equal float64 XLA's."""
   x, w = inputs(x_shape, (1, 1), 5, seed=8)
   s = (strides,) * 2 if isinstance(strides, int) else strides
   g, ref = float64_reference(x, w, s, padding, seed=9)
@@ -187,7 +189,6 @@ def test_strided_1x1_conv_is_a_matmul_with_the_same_values_and_gradients(x_shape
   assert "conv_general_dilated" not in str(jax.make_jaxpr(conv)(f32(x), f32(w)))
   for name, o, r in zip(("y", "dX", "dW"), grads(conv, f32(x), f32(w), f32(g)), ref):
     assert o.shape == r.shape and rel_err(o, r) < 2e-6, (name, rel_err(o, r))
-  assert conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (2, 2), ((0, 0), (0, 0)))
-  assert not conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (1, 1), ((0, 0), (0, 0)))  # XLA's is faster
-  assert not conv_grad.use_strided_1x1_dot((1, 1, 256, 512), (2, 2), ((1, 0), (0, 0)))
-  assert not conv_grad.use_strided_1x1_dot((3, 3, 256, 512), (2, 2), ((0, 0), (0, 0)))
+  assert conv_grad.use_pointwise_dot((1, 1, 256, 512), ((0, 0), (0, 0)))
+  assert not conv_grad.use_pointwise_dot((1, 1, 256, 512), ((1, 0), (0, 0)))  # padded: not a plain matmul
+  assert not conv_grad.use_pointwise_dot((3, 3, 256, 512), ((0, 0), (0, 0)))

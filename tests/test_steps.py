@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import losses, parallel, quantize, steps
+from jaxcolor import head_loss, losses, parallel, quantize, steps
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
 
@@ -18,8 +18,8 @@ def _images(seed: int) -> np.ndarray:
   return np.random.default_rng(seed).integers(0, 256, (BATCH, SIZE, SIZE, 3), dtype=np.uint8)
 
 
-def _setup(head: str, bn_axis_name=None):
-  model = get_model("unet", head=head, features=(4, 8), bn_axis_name=bn_axis_name)
+def _setup(head: str, bn_axis_name=None, defer_classifier=False):
+  model = get_model("unet", head=head, features=(4, 8), bn_axis_name=bn_axis_name, defer_classifier=defer_classifier)
   if head == "classification":
     bins = quantize.make_bins()
     task = task_lib.ColorTask(head=head, bins=bins, class_weights=np.linspace(0.5, 2, bins.num_bins))
@@ -42,13 +42,17 @@ def _run_single(head):
 
 
 # The regression case (~40 s) is marked slow: the classification case covers the same paths plus the bins.
+# Classification: the reference forms the logits; the mesh and pmap steps run the trainer's fused head + loss
+# (jaxcolor.head_loss), in chunks of 64 pixels over the batch.
 @pytest.mark.parametrize("head", [pytest.param("regression", marks=pytest.mark.slow), "classification"])
-def test_jit_mesh_and_pmap_match_single_device(head):
+def test_jit_mesh_and_pmap_match_single_device(head, monkeypatch):
   assert jax.device_count() == 8
   ref, ref_m = _run_single(head)
 
+  monkeypatch.setattr(head_loss, "CHUNK_ROWS", 64)
+  defer = head == "classification"
   mesh = parallel.make_mesh()
-  state, step = _setup(head)
+  state, step = _setup(head, defer_classifier=defer)
   state = jax.device_put(state, parallel.replicated(mesh))
   jstep = jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                   out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)), donate_argnums=(0,))
@@ -58,7 +62,7 @@ def test_jit_mesh_and_pmap_match_single_device(head):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.params, ref.params)
   np.testing.assert_allclose(m["loss"], ref_m["loss"], rtol=1e-5)
 
-  state, step = _setup(head, bn_axis_name=parallel.PMAP_AXIS)
+  state, step = _setup(head, bn_axis_name=parallel.PMAP_AXIS, defer_classifier=defer)
   pstep = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS), axis_name=parallel.PMAP_AXIS,
                    donate_argnums=(0,))
   state = parallel.replicate(state)

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import conv_grad
+from jaxcolor import conv_grad, head_loss
 
 Dtype = Any
 
@@ -176,6 +176,10 @@ class OutputHead(nn.Module):
 
   The projection is small next to the network body, so it runs in float32 whatever the model's compute dtype:
   outputs and logits are always float32, which keeps softmax / annealed-mean decoding precise under bfloat16.
+
+  `defer=True` (classification with a 1x1 kernel only; other heads ignore it): return a `head_loss.HeadInput`
+  (float32 features, kernel, bias) instead of logits, so that the loss computes the projection together with
+  the softmax (`losses.cross_entropy`). Same parameters either way.
   """
   head: str = "regression"
   num_bins: int = NUM_AB_BINS
@@ -183,6 +187,7 @@ class OutputHead(nn.Module):
   activation: str = "tanh"
   kernel_size: int = 1
   param_dtype: Dtype = jnp.float32
+  defer: bool = False
 
   def __post_init__(self) -> None:
     check_head(self.head)
@@ -191,10 +196,13 @@ class OutputHead(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array) -> jax.Array | head_loss.HeadInput:
     classify = self.head == "classification"
+    if classify and self.defer and self.kernel_size == 1:
+      kernel, bias = _ProjectionParams(self.num_bins, self.param_dtype, name="proj")(x.shape[-1])
+      return head_loss.HeadInput(x.astype(jnp.float32), kernel[0, 0].astype(jnp.float32), bias.astype(jnp.float32))
     pad = (self.kernel_size - 1) // 2
-    y = nn.Conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
+    y = conv_grad.Conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
                 padding=((pad, pad), (pad, pad)), dtype=jnp.float32, param_dtype=self.param_dtype,
                 name="proj")(x.astype(jnp.float32))  # (B, H, W, num_bins or channels)
     if classify or self.activation == "linear":
@@ -202,11 +210,23 @@ class OutputHead(nn.Module):
     return jnp.tanh(y) if self.activation == "tanh" else nn.sigmoid(y)
 
 
+class _ProjectionParams(nn.Module):
+  """The kernel (1, 1, Cin, features) and bias of a 1x1 `nn.Conv`, same names and initializers, not applied."""
+  features: int
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, cin: int) -> tuple[jax.Array, jax.Array]:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (1, 1, cin, self.features), self.param_dtype)
+    return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
+
+
 class ColorModel(nn.Module):
   """Fields and class attributes every colorization model shares (the contract in `jaxcolor.models`).
 
   Subclasses implement `__call__(self, l, *, train)` with l of shape (B, H, W, 1) in [0, 100] and return
-  float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins).
+  float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins): what `output_head()` returns
+  (a `head_loss.HeadInput` instead of logits with defer_classifier=True and a 1x1 head).
   """
   output_stride: ClassVar[int] = 1  # input size / output size
   default_size: ClassVar[int] = 256  # square input side the model is meant to run at
@@ -216,6 +236,7 @@ class ColorModel(nn.Module):
   dtype: Dtype = jnp.float32  # compute dtype of the body
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None  # pmap axis for global BatchNorm statistics (see `batch_norm`)
+  defer_classifier: bool = False  # a 1x1 classification head returns head_loss.HeadInput (see OutputHead)
 
   def __post_init__(self) -> None:
     check_head(self.head)  # fail at construction, not at the first init
@@ -228,4 +249,5 @@ class ColorModel(nn.Module):
 
   def output_head(self, **kwargs: Any) -> OutputHead:
     """The model's OutputHead (named "head") with its head / num_bins / param_dtype; `kwargs` set channels, ..."""
-    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype, name="head", **kwargs)
+    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype,
+                      defer=self.defer_classifier, name="head", **kwargs)
