@@ -3,7 +3,7 @@
 A classification model ends in a 1x1 projection of C features to Q = 313 bin logits. At 224 x 224 and batch
 8 those logits are 502 MB, and the usual path goes through them about eight times (projection, bias,
 log-sum-exp, the gathered target logits, the softmax gradient, the scatter of the targets, the two matmul
-gradients): on the 2-core CPU 0.97 s of a 6.5 s resnet50_unet train step, bound by memory, not arithmetic.
+gradients): on the 2-core CPU 0.93 s of a 6.5 s resnet50_unet train step, bound by memory, not arithmetic.
 
 `cross_entropy` walks the pixels instead, CHUNK_ROWS at a time (spread over the batch): per chunk the logits
 x @ W + b, their log-sum-exp and K target logits, and, when differentiated, at once the logit gradient
