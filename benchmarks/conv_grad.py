@@ -118,6 +118,16 @@ def bench_layer(batch, side, cin, cout, stride, dil, dtype, repeats, max_patch_b
   return flops, times, conv_grad.use_patches_dw(x.shape, w.shape, strides, rhs_dil)
 
 
+def time_variants(variants, x, w, g, repeats) -> dict[str, tuple[float, float]]:
+  """{name: (s forward, s forward + dX + dW)} of each variant f(x, w); the forward output is returned with
+  the gradients, or XLA would drop it as dead code."""
+  out = {}
+  for name, f in variants.items():
+    full = lambda x, w, g, f=f: (lambda y, vjp: (y, vjp(g)))(*jax.vjp(f, x, w))
+    out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
+  return out
+
+
 def bench_deconv(batch, side, cin, cout, k, repeats):
   """ms of forward and forward + both gradients: lax.conv_transpose (XLA), the same as a conv over the
   zero-inserted input with the patches dW (jaxcolor before), and `conv_grad.conv_transpose` (phases)."""
@@ -134,11 +144,7 @@ def bench_deconv(batch, side, cin, cout, k, repeats):
               "zero-insert + patches dW": zero_inserted,
               "phases": lambda x, w: conv_grad.conv_transpose(x, w, (2, 2), "SAME")}
   g = jnp.asarray(rng.normal(size=(batch, 2 * side, 2 * side, cout)), jnp.float32)
-  out = {}
-  for name, f in variants.items():
-    full = lambda x, w, g, f=f: (lambda y, vjp: (y, vjp(g)))(*jax.vjp(f, x, w))  # y kept: not dead code
-    out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
-  return out
+  return time_variants(variants, x, w, g, repeats)
 
 
 def bench_pointwise(batch, side, cin, cout, stride, repeats):
@@ -149,11 +155,7 @@ def bench_pointwise(batch, side, cin, cout, stride, repeats):
   variants = {"XLA": lambda x, w: lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=DIMS),
               "matmul": lambda x, w: conv_grad.pointwise_dot(x, w, (stride, stride))}
   g = jnp.asarray(rng.normal(size=jax.eval_shape(variants["XLA"], x, w).shape), jnp.float32)
-  out = {}
-  for name, f in variants.items():
-    full = lambda x, w, g, f=f: (lambda y, vjp: (y, vjp(g)))(*jax.vjp(f, x, w))  # y kept: not dead code
-    out[name] = (timeit(f, x, w, repeats=repeats), timeit(full, x, w, g, repeats=repeats))
-  return out
+  return time_variants(variants, x, w, g, repeats)
 
 
 def main() -> None:
@@ -185,20 +187,16 @@ def main() -> None:
     best = f"patches {ratio:.1f}x" if ratio > 1 else f"XLA {1 / ratio:.1f}x"
     print(f"{name:27s} {f'{batch}x{side}x{side}x{cin}':>14s} {cells}  {best:12s} {'patches' if rule else 'XLA'}",
           flush=True)
-  print("\ntransposed conv, stride 2, SAME: ms forward / forward + dX + dW")
-  for name, batch, side, cin, cout, k in DECONVS:
-    if args.only and args.only not in name:
-      continue
-    res = bench_deconv(batch, side, cin, cout, k, args.repeats)
-    cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
-    print(f"{name:32s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
-  print("\n1x1 conv, unpadded: ms forward / forward + dX + dW")
-  for name, batch, side, cin, cout, stride in POINTWISE:
-    if args.only and args.only not in name:
-      continue
-    res = bench_pointwise(batch, side, cin, cout, stride, args.repeats)
-    cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
-    print(f"{name:32s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
+  sections = [("transposed conv, stride 2, SAME", DECONVS, bench_deconv),
+              ("1x1 conv, unpadded", POINTWISE, bench_pointwise)]
+  for title, layers, bench in sections:
+    print(f"\n{title}: ms forward / forward + dX + dW")
+    for name, batch, side, cin, cout, arg in layers:  # arg: kernel size (DECONVS) or stride (POINTWISE)
+      if args.only and args.only not in name:
+        continue
+      res = bench(batch, side, cin, cout, arg, args.repeats)
+      cells = "  ".join(f"{v}: {1e3 * f:.0f} / {1e3 * fb:.0f}" for v, (f, fb) in res.items())
+      print(f"{name:34s} {f'{batch}x{side}x{side}x{cin}':>14s}  {cells}", flush=True)
 
 
 if __name__ == "__main__":
