@@ -148,3 +148,12 @@ def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog):
   with caplog.at_level("WARNING"):
     builders.check_config(c)
   assert "finetune_encoder_bn" not in caplog.text
+
+
+def test_train_model_defers_the_classifier_only_for_losses_that_take_it():
+  """builders.build_model(training=True): cross-entropy gets the fused head + loss; inference and regression
+  losses get the plain head."""
+  cls, reg = load("unet_cls", "local"), load("unet_reg", "local")
+  assert builders.build_model(cls, 313, training=True).defer_classifier
+  assert not builders.build_model(cls, 313).defer_classifier
+  assert not builders.build_model(reg, 2, training=True).defer_classifier
