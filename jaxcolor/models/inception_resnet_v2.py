@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
 from jaxcolor.models.layers import max_pool, scale_width
 
@@ -105,7 +106,7 @@ class InceptionResNetV2Encoder(nn.Module):
     return dict(zip(("block35", "block17", "block8"), self.blocks))[kind]
 
   def _unit(self, x: jax.Array, unit: Unit, conv_name: str, bn_name: str, train: bool) -> jax.Array:
-    x = nn.Conv(scale_width(unit.filters, self.width), unit.kernel, strides=(unit.strides, unit.strides),
+    x = conv_grad.Conv(scale_width(unit.filters, self.width), unit.kernel, strides=(unit.strides, unit.strides),
                 padding=unit.padding, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
                 name=conv_name)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM, epsilon=KERAS_BN_EPSILON,
@@ -139,7 +140,7 @@ class InceptionResNetV2Encoder(nn.Module):
       for idx in range(1, repeats + 1):
         last = kind == "block8" and idx == repeats
         mixed = self._mixed(x, branches, f"{kind}_{idx}", train)
-        up = nn.Conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
+        up = conv_grad.Conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
                      name=f"{kind}_{idx}_conv")(mixed)
         x = x + up * (1.0 if last else scale)
         if not last:
