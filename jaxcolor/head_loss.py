@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxcolor import conv_grad
+
 Array = jnp.ndarray
 
 CHUNK_ROWS = 1024  # pixels per chunk over the whole batch: (1024, 313) float32 logits are 1.3 MB
@@ -40,10 +42,8 @@ class HeadInput:
   bias: Array
 
   def logits(self) -> Array:
-    """(B, H, W, Q) = features @ kernel + bias."""
-    b, h, w, c = self.features.shape
-    z = lax.dot_general(self.features.reshape(b * h * w, c), self.kernel, (((1,), (0,)), ((), ())))
-    return (z + self.bias).reshape(b, h, w, -1)
+    """(B, H, W, Q) = features @ kernel + bias (a 1x1 conv, as `conv_grad.pointwise_dot`)."""
+    return conv_grad.pointwise_dot(self.features, self.kernel[None, None]) + self.bias
 
 
 def _target_rows(batch: int) -> int:
@@ -130,6 +130,9 @@ def cross_entropy(head: HeadInput, indices: Array, weights: Array, pixel_scale: 
   rebalancing weight and the 1 / count of the mean). Gradients flow to features, kernel and bias only.
   """
   b, h, w, c = head.features.shape
+  if indices.shape[:3] != (b, h, w) or weights.shape != indices.shape or pixel_scale.shape != (b, h, w):
+    raise ValueError(f"soft targets {indices.shape} / {weights.shape} and pixel scale {pixel_scale.shape} do "
+                     f"not match the head's features {head.features.shape}: need (B, H, W, K) and (B, H, W)")
   r = rows_per_image(b, h * w)
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   return _fused(f32(head.features).reshape(b, h * w, c), f32(head.kernel), f32(head.bias),

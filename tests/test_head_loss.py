@@ -47,6 +47,13 @@ def test_fused_matches_plain_loss_and_gradients(monkeypatch, chunk_rows, mask):
     assert float(jnp.max(jnp.abs(gf.features[1]))) == 0.0
 
 
+def test_targets_of_another_resolution_fail_naming_the_shapes():
+  head, target, _ = _problem()
+  small = quantize.SoftTarget(target.indices[:, :3], target.weights[:, :3])
+  with pytest.raises(ValueError, match=r"\(3, 3, 10, 5\).*features \(3, 6, 10, 7\)"):
+    losses.cross_entropy(head, small)
+
+
 def test_rows_per_image_divides_the_pixels():
   assert head_loss.rows_per_image(8, 224 * 224) == 128  # resnet50_unet: 392 chunks of 8 x 128 pixels
   assert head_loss.rows_per_image(32, 64 * 64) == 32

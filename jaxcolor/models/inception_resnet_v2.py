@@ -106,9 +106,9 @@ class InceptionResNetV2Encoder(nn.Module):
     return dict(zip(("block35", "block17", "block8"), self.blocks))[kind]
 
   def _unit(self, x: jax.Array, unit: Unit, conv_name: str, bn_name: str, train: bool) -> jax.Array:
-    x = conv_grad.Conv(scale_width(unit.filters, self.width), unit.kernel, strides=(unit.strides, unit.strides),
-                padding=unit.padding, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                name=conv_name)(x)
+    x = conv_grad.Conv(scale_width(unit.filters, self.width), unit.kernel,
+                       strides=(unit.strides, unit.strides), padding=unit.padding, use_bias=False,
+                       dtype=self.dtype, param_dtype=self.param_dtype, name=conv_name)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM, epsilon=KERAS_BN_EPSILON,
                      use_scale=False, dtype=self.dtype, param_dtype=self.param_dtype, name=bn_name)(x)
     return nn.relu(x)
@@ -141,7 +141,7 @@ class InceptionResNetV2Encoder(nn.Module):
         last = kind == "block8" and idx == repeats
         mixed = self._mixed(x, branches, f"{kind}_{idx}", train)
         up = conv_grad.Conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                     name=f"{kind}_{idx}_conv")(mixed)
+                            name=f"{kind}_{idx}_conv")(mixed)
         x = x + up * (1.0 if last else scale)
         if not last:
           x = nn.relu(x)

@@ -203,8 +203,8 @@ class OutputHead(nn.Module):
       return head_loss.HeadInput(x.astype(jnp.float32), kernel[0, 0].astype(jnp.float32), bias.astype(jnp.float32))
     pad = (self.kernel_size - 1) // 2
     y = conv_grad.Conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
-                padding=((pad, pad), (pad, pad)), dtype=jnp.float32, param_dtype=self.param_dtype,
-                name="proj")(x.astype(jnp.float32))  # (B, H, W, num_bins or channels)
+                       padding=((pad, pad), (pad, pad)), dtype=jnp.float32, param_dtype=self.param_dtype,
+                       name="proj")(x.astype(jnp.float32))  # (B, H, W, num_bins or channels)
     if classify or self.activation == "linear":
       return y
     return jnp.tanh(y) if self.activation == "tanh" else nn.sigmoid(y)
