@@ -10,8 +10,11 @@ float32 accumulation, batch-chunked to --max-patch-mib of patches). The last col
 and what `use_patches_dw` picks.
 
 The Winograd columns time `jaxcolor.winograd.conv3x3` (F(2x2, 3x3)) for stride-1 3x3 rows; their GFLOP/s
-count the direct conv's FLOPs (2x for dX + dW), so they can exceed the machine's peak. Figures, with the
-machine and date: benchmarks/BENCHMARKS.md.
+count the direct conv's FLOPs (2x for dX + dW), so they can exceed the machine's peak. Then sections of
+forward and forward + both gradients, by variant: transposed convs (XLA, zero-insertion, phases), 1x1 convs
+(XLA, `conv_grad.pointwise_dot`), and unet's 3x3 convs with XLA's kernel gradient or `shifted_dw` (9 matmuls
+over shifted rows of the padded input, which avoid the transposed copies XLA:CPU makes for its own). `--only`
+picks rows by name. Figures, with the machine and date: benchmarks/BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -62,6 +65,10 @@ POINTWISE = [("1x1 resnet50_unet head 16->313", 8, 224, 16, 313, 1), ("1x1 unet 
              ("1x1 resnet50 conv4 1024->256", 8, 14, 1024, 256, 1),
              ("1x1 resnet50 conv5 512->2048", 8, 7, 512, 2048, 1),
              ("1x1 resnet50 shortcut 256->512 s2", 8, 56, 256, 512, 2)]
+# unet's 3x3 stride-1 convs below 256 channels (no Winograd), batch 32 at 64x64: (name, batch, input side,
+# Cin, Cout, unused).
+UNET_3X3 = [("unet down0c1 3x3 64->64", 32, 64, 64, 64, 0), ("unet up2c0 3x3 128->64", 32, 64, 128, 64, 0),
+            ("unet down1c1 3x3 128->128", 32, 32, 128, 128, 0), ("unet up1c0 3x3 256->128", 32, 32, 256, 128, 0)]
 XLA_OPTIONS: list[dict | None] = [None]  # set by --xla
 
 
@@ -158,6 +165,46 @@ def bench_pointwise(batch, side, cin, cout, stride, repeats):
   return time_variants(variants, x, w, g, repeats)
 
 
+def shifted_dw(x: jax.Array, g: jax.Array) -> jax.Array:
+  """dW (3, 3, Cin, Cout) of a 3x3 stride-1 SAME conv as 9 matmuls over the flattened padded input, without
+  XLA's transposed copies: with x padded to (N, H+2, W+2, Cin) and flattened to rows, and g zero-padded on
+  the bottom and right to the same rows, tap (a, b) is rows shifted by a*(W+2)+b of x, transposed, @ g."""
+  n, h, w, c = x.shape
+  hp, wp, cout = h + 2, w + 2, g.shape[-1]
+  rows = n * hp * wp
+  xf = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))).reshape(rows, c)
+  xf = jnp.pad(xf, ((0, 2 * wp + 2), (0, 0)))
+  gf = jnp.pad(g, ((0, 0), (0, 2), (0, 2), (0, 0))).reshape(rows, cout)
+  taps = [lax.dot_general(lax.slice_in_dim(xf, a * wp + b, a * wp + b + rows), gf, (((0,), (0,)), ((), ())))
+          for a in range(3) for b in range(3)]
+  return jnp.stack(taps).reshape(3, 3, c, cout)
+
+
+def bench_shifted_dw(batch, side, cin, cout, _, repeats):
+  """ms of forward and forward + dX + dW of a 3x3 stride-1 SAME conv: XLA's, and the same with `shifted_dw`
+  as its kernel gradient."""
+  conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=DIMS)
+
+  @jax.custom_vjp
+  def shifted(x, w):
+    return conv(x, w)
+
+  def bwd(res, g):
+    x, w = res
+    return jax.vjp(lambda x_: conv(x_, w), x)[1](g)[0], shifted_dw(x, g)
+
+  shifted.defvjp(lambda x, w: (conv(x, w), (x, w)), bwd)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(batch, side, side, cin)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) / np.sqrt(9 * cin), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(batch, side, side, cout)), jnp.float32)
+  want = jax.vjp(lambda w_: conv(x, w_), w)[1](g)[0]
+  err = float(jnp.max(jnp.abs(shifted_dw(x, g) - want)) / jnp.max(jnp.abs(want)))
+  if err > 1e-4:
+    raise AssertionError(f"shifted_dw differs from XLA's kernel gradient by {err:.1e} (relative)")
+  return time_variants({"XLA": conv, "shifted dW": shifted}, x, w, g, repeats)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--batch", type=int, default=8)
@@ -188,10 +235,11 @@ def main() -> None:
     print(f"{name:27s} {f'{batch}x{side}x{side}x{cin}':>14s} {cells}  {best:12s} {'patches' if rule else 'XLA'}",
           flush=True)
   sections = [("transposed conv, stride 2, SAME", DECONVS, bench_deconv),
-              ("1x1 conv, unpadded", POINTWISE, bench_pointwise)]
+              ("1x1 conv, unpadded", POINTWISE, bench_pointwise),
+              ("3x3 conv, stride 1: XLA's dW or 9 shifted matmuls", UNET_3X3, bench_shifted_dw)]
   for title, layers, bench in sections:
     print(f"\n{title}: ms forward / forward + dX + dW")
-    for name, batch, side, cin, cout, arg in layers:  # arg: kernel size (DECONVS) or stride (POINTWISE)
+    for name, batch, side, cin, cout, arg in layers:  # arg: kernel size (DECONVS), stride (POINTWISE)
       if args.only and args.only not in name:
         continue
       res = bench(batch, side, cin, cout, arg, args.repeats)
