@@ -53,6 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Optimizer (jaxcolor.optim).
   c.optimizer = "adam"
   c.learning_rate = 1e-3
+  c.weight_decay = 0.0  # "adam" / "sgd": L2 on the gradient; "adamw": decoupled
+  c.weight_decay_on = "all"  # or "kernels": no decay of biases and BatchNorm parameters
   c.schedule = "constant"
   c.total_steps = 1000
   c.grad_clip_norm = 0.0

@@ -9,8 +9,11 @@ compiled, and names the field and the choices in its ValueError:
 - momentum (0.9), nesterov (False): SGD; momentum 0 is plain SGD.
 - weight_decay (0.0): "adamw": decoupled decay as in optax.adamw (update += wd * param, then scaled by the
   learning rate, the PyTorch convention); "adam" / "sgd": L2 regularization, i.e. wd * param is added to
-  the gradient (optax.add_decayed_weights before the optimizer), as Keras' kernel_regularizer did.
-  Applied to every parameter (biases and norm scales included). Needs `params` passed to `tx.update`.
+  the gradient (optax.add_decayed_weights before the optimizer), as Caffe's weight_decay did. Needs
+  `params` passed to `tx.update`.
+- weight_decay_on ("all"): which parameters decay, one of WEIGHT_DECAY_ON: "all" (every parameter, as Caffe
+  without per-layer decay_mult) or "kernels" (only conv / dense kernels, the params named "kernel": no
+  decay of biases and BatchNorm scales and offsets, as Keras' kernel_regularizer and the usual AdamW setups).
 - schedule ("constant"): one of SCHEDULES:
   - "constant": learning_rate at every step.
   - "warmup_cosine": linear 0 -> learning_rate over warmup_steps (0), then cosine decay to
@@ -42,7 +45,7 @@ from optax import contrib
 
 DEFAULTS: dict[str, Any] = dict(
     optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
-    weight_decay=0.0, schedule="constant", total_steps=None, warmup_steps=0, end_lr_factor=0.0,
+    weight_decay=0.0, weight_decay_on="all", schedule="constant", total_steps=None, warmup_steps=0, end_lr_factor=0.0,
     decay_factor=0.1, decay_every=None, plateau_patience=10, plateau_factor=0.1, plateau_cooldown=0,
     plateau_accumulation_size=1, grad_clip_norm=None, freeze_prefixes=(), freeze_steps=0)
 
@@ -53,18 +56,31 @@ def _get(config: Any, key: str) -> Any:
   return DEFAULTS[key] if value is None else value
 
 
+def kernel_mask(params: Any) -> Any:
+  """Pytree of bool like params: True for the params named "kernel" (conv and dense weights)."""
+  return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p)[-1:] == ("kernel",), params)
+
+
+# config.weight_decay_on -> mask of the params that decay (None: all of them).
+WEIGHT_DECAY_ON: dict[str, Callable[[Any], Any] | None] = dict(all=None, kernels=kernel_mask)
+
+
+def _decay(c: Any) -> optax.GradientTransformation:
+  """Adds weight_decay * param to the update of the params that config.weight_decay_on names."""
+  return optax.add_decayed_weights(_get(c, "weight_decay"), mask=WEIGHT_DECAY_ON[_get(c, "weight_decay_on")])
+
+
 def _adam(c: Any) -> optax.GradientTransformation:
-  l2 = [optax.add_decayed_weights(_get(c, "weight_decay"))] if _get(c, "weight_decay") else []
+  l2 = [_decay(c)] if _get(c, "weight_decay") else []
   return optax.chain(*l2, optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")))
 
 
 def _adamw(c: Any) -> optax.GradientTransformation:
-  return optax.chain(optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")),
-                     optax.add_decayed_weights(_get(c, "weight_decay")))
+  return optax.chain(optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")), _decay(c))
 
 
 def _sgd(c: Any) -> optax.GradientTransformation:
-  l2 = [optax.add_decayed_weights(_get(c, "weight_decay"))] if _get(c, "weight_decay") else []
+  l2 = [_decay(c)] if _get(c, "weight_decay") else []
   mom = [optax.trace(_get(c, "momentum"), bool(_get(c, "nesterov")))] if _get(c, "momentum") else []
   return optax.chain(*l2, *mom) if l2 or mom else optax.identity()  # chain() of nothing fails
 
@@ -103,7 +119,7 @@ def _split_prefixes(config: Any) -> tuple[tuple[str, ...], ...]:
 
 def check_optim_config(config: Any, params: Any = None) -> None:
   """Raises ValueError naming the field (and choices) for a bad optimizer field; `params` checks prefixes."""
-  for key, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+  for key, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("weight_decay_on", WEIGHT_DECAY_ON)):
     if _get(config, key) not in registry:
       raise ValueError(f"unknown config.{key} {_get(config, key)!r}; choices: {sorted(registry)}")
 
@@ -151,6 +167,9 @@ def check_optim_config(config: Any, params: Any = None) -> None:
     raise ValueError("config.freeze_steps > 0 needs config.freeze_prefixes, e.g. ('encoder',)")
   if params is not None and prefixes:
     frozen_mask(params, _get(config, "freeze_prefixes"))
+  if params is not None and _get(config, "weight_decay") and _get(config, "weight_decay_on") == "kernels":
+    if not any(jax.tree.leaves(kernel_mask(params))):
+      raise ValueError('config.weight_decay_on="kernels" but no parameter is named "kernel"')
 
 
 def _path_names(path: Sequence[Any]) -> tuple[str, ...]:

@@ -55,6 +55,27 @@ def test_optimizer_matches_optax(config, reference):
   assert not np.allclose(ours["decoder"]["w"], params["decoder"]["w"])
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+@pytest.mark.parametrize("on", ["all", "kernels"])
+def test_weight_decay_on(optimizer, on):
+  """With zero gradients the only update is the decay, -lr * wd * param (SGD without momentum: L2 added to the
+  gradient; AdamW: Adam's direction of a zero gradient is 0), on kernels only or on every param."""
+  params = {"conv": {"kernel": jnp.full((3, 3, 1, 2), 2.0), "bias": jnp.full((2,), 3.0)},
+            "bn": {"scale": jnp.full((2,), 4.0), "bias": jnp.full((2,), 5.0)}}
+  tx = optim.make_optimizer(_cfg(optimizer=optimizer, momentum=0.0, learning_rate=0.1, weight_decay=0.5,
+                                 weight_decay_on=on), params)
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+  for (path, u), p in zip(jax.tree_util.tree_leaves_with_path(updates), jax.tree.leaves(params)):
+    decays = on == "all" or path[-1].key == "kernel"
+    np.testing.assert_allclose(u, -0.1 * 0.5 * p if decays else 0 * p, rtol=1e-6, err_msg=str(path))
+
+
+def test_weight_decay_on_kernels_needs_kernels():
+  with pytest.raises(ValueError, match='weight_decay_on="kernels" but no parameter is named "kernel"'):
+    optim.make_optimizer(_cfg(weight_decay=0.1, weight_decay_on="kernels"), _params())
+  optim.make_optimizer(_cfg(weight_decay=0.0, weight_decay_on="kernels"), _params())  # no decay: nothing to check
+
+
 def test_schedules():
   lr = optim.learning_rate_fn(_cfg(learning_rate=0.1, schedule="warmup_cosine", warmup_steps=10,
                                    total_steps=110, end_lr_factor=0.01))
@@ -173,6 +194,7 @@ def test_freeze_first_thawed_step_is_a_fresh_adam_step():
     (dict(schedule="reduce_on_plateau", plateau_factor=1.0), "config.plateau_factor"),
     (dict(b2=1.0), "config.b2"),
     (dict(weight_decay=-0.1), "config.weight_decay"),
+    (dict(weight_decay_on="norms"), r"config.weight_decay_on 'norms'.*\['all', 'kernels'\]"),
     (dict(grad_clip_norm=-1.0), "config.grad_clip_norm"),
     (dict(freeze_steps=2.5, freeze_prefixes=("encoder",)), "config.freeze_steps must be an int"),
     (dict(freeze_steps=3), "needs config.freeze_prefixes"),
