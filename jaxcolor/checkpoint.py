@@ -334,12 +334,16 @@ def _to_json_dict(d: Any) -> dict[str, Any]:
     raise TypeError(f"checkpoint metadata/config must be JSON-serializable: {e}") from e
 
 
+def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
+  """The workdir's config.json as a dict, or None when there is none."""
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  return json.loads(path.read_text()) if path.exists() else None
+
+
 def config_differences(workdir: str | os.PathLike, config: Mapping[str, Any]) -> list[str]:
   """Dotted paths where `config` differs from the workdir's config.json ([] if none or no file)."""
-  path = pathlib.Path(workdir) / CONFIG_FILE
-  if not path.exists():
-    return []
-  return _diff_keys(json.loads(path.read_text()), _to_json_dict(config))
+  saved = saved_config(workdir)
+  return [] if saved is None else _diff_keys(saved, _to_json_dict(config))
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -354,6 +354,23 @@ def test_run_writes_artifacts_and_refuses_another_config(data_dir, tmp_path):
   assert json.loads((wd / "config.json").read_text())["total_steps"] == 3
 
 
+def test_workdir_from_before_added_fields_resumes(tmp_path):
+  """A config.json written before weight_decay and weight_decay_on were in the default config matches a config
+  holding their old values, and only those: another value of an added field is a different run."""
+  cfg = _config(tmp_path / "tfds")
+  old = cfg.to_dict()
+  del old["weight_decay"], old["weight_decay_on"]
+  checkpoint.save_run_artifacts(tmp_path, old)
+  train._check_same_config(cfg, tmp_path)
+  checkpoint.save_run_artifacts(tmp_path, cfg.to_dict(), may_differ=train._may_differ(cfg, tmp_path))
+  assert json.loads((tmp_path / "config.json").read_text())["weight_decay_on"] == "all"
+
+  checkpoint.save_run_artifacts(tmp_path, old, overwrite=True)
+  for change in (dict(weight_decay=0.01), dict(weight_decay_on="kernels"), dict(learning_rate=0.5)):
+    with pytest.raises(ValueError, match="different config.*" + next(iter(change))):
+      train._check_same_config(_config(tmp_path / "tfds", **change), tmp_path)
+
+
 # -- 8. multi-host ---------------------------------------------------------------------------------------
 
 
