@@ -76,10 +76,30 @@ def shard_for_pmap(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def replicate(tree: Any) -> Any:
-  """Copies a pytree onto every local device with a leading device axis (the pmap state layout)."""
-  return flax.jax_utils.replicate(tree)
+  """Copies a pytree onto every local device with a leading device axis (the pmap state layout).
+
+  Global arrays (replicated on a mesh that spans several processes) are read from this process's own copy.
+  """
+  local = jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree)
+  return flax.jax_utils.replicate(local)
 
 
 def unreplicate(tree: Any) -> Any:
-  """The first device's copy of a pmap-replicated pytree."""
+  """The first device's copy of a pmap-replicated pytree (host-local: for this process's own use)."""
   return jax.tree.map(lambda x: x[0], tree)
+
+
+def pmap_to_mesh(tree: Any, mesh: Mesh) -> Any:
+  """A pmap-replicated pytree {(local_devices, ...)} -> global arrays replicated on `mesh` {(...)}.
+
+  Each device keeps its own copy, so nothing moves. Under jax.distributed this is what `jax.jit` over the
+  mesh and Orbax need: `unreplicate`'s arrays are host-local there and Orbax refuses to save them.
+  """
+  sharding = replicated(mesh)
+
+  def one(x: jax.Array) -> jax.Array:
+    copies = {s.device: s.data for s in x.addressable_shards}
+    return jax.make_array_from_single_device_arrays(
+        x.shape[1:], sharding, [copies[d].reshape(x.shape[1:]) for d in mesh.local_devices])
+
+  return jax.tree.map(one, tree)

@@ -142,13 +142,13 @@ class Trainer:
     else:
       rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
       self.train_step = compiler.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
-    # Evaluation always runs under jit on the mesh (a pmap state is unreplicated first).
+    # Evaluation always runs under jit on the mesh (a pmap state is moved there by `parallel.pmap_to_mesh`).
     predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task)
     self.predict_ab = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
 
   def variables(self, state: steps.TrainState) -> dict[str, Any]:
     if self.pmap:
-      state = jax.device_put(parallel.unreplicate(state), parallel.replicated(self.mesh))
+      state = parallel.pmap_to_mesh(state, self.mesh)
     return {"params": state.params, "batch_stats": state.batch_stats}
 
   def evaluate(self, state, step: int, writer) -> dict[str, float]:
@@ -232,7 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
                n_params / 1e6, jax.device_count(), config.parallelism)
   trainer.compile_steps()
   if trainer.pmap:
-    state = parallel.replicate(jax.device_get(state))
+    state = parallel.replicate(state)
   previous_handler = checkpoint.install_sigterm_handler()
 
   host_batches = input_pipeline.train_dataset(config, start_step=start).as_numpy_iterator()
@@ -277,7 +277,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
               f"the parameters became NaN or Inf at or before step {step} (the loss was still finite); "
               f"stopping without saving. The newest checkpoint in {wd / checkpoint.CHECKPOINT_DIR} is from "
               f"step {ckpt.latest_step()}. Lower the learning rate or set grad_clip_norm.")
-        ckpt.maybe_save(step, parallel.unreplicate(state) if trainer.pmap else state, meta, force=True)
+        ckpt.maybe_save(step, parallel.pmap_to_mesh(state, trainer.mesh) if trainer.pmap else state, meta,
+                        force=True)
       if stop or preempted:
         logging.info("stopping at step %d (%s)", step, "early stopping" if stop else "preemption")
         break
@@ -288,4 +289,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
   logging.info("trained %d steps in %.1fs", step - start, time.time() - t_start)
-  return parallel.unreplicate(state) if trainer.pmap else state
+  return parallel.pmap_to_mesh(state, trainer.mesh) if trainer.pmap else state

@@ -383,7 +383,7 @@ from jaxcolor import input_pipeline, parallel, train
 from tests.test_train import _config
 
 parallel.maybe_initialize_distributed()
-out, workdir, data_dir, mode = sys.argv[1:5]
+out, workdir, data_dir, mode, parallelism = sys.argv[1:6]
 if mode == "fed_like_2_processes":
   # One process reading what 2 processes read: its global batch is process 0's half followed by process
   # 1's, which is how make_array_from_process_local_data lays out the 2-process global batch.
@@ -394,7 +394,12 @@ if mode == "fed_like_2_processes":
     return tf.data.Dataset.zip(tuple(halves)).map(
         lambda a, b: {{k: tf.concat([a[k], b[k]], 0) for k in a}})
   input_pipeline.train_dataset = train_dataset
-cfg = _config(data_dir, total_steps=3, optimizer="sgd", learning_rate=0.1, checkpoint_every=2)
+cfg = _config(data_dir, total_steps=3, optimizer="sgd", learning_rate=0.1, checkpoint_every=2,
+              parallelism=parallelism)
+if mode == "multi":  # stop after step 2 (evaluating there), then resume from its checkpoint
+  first = cfg.copy_and_resolve_references()
+  first.total_steps = 2
+  train.train_and_evaluate(first, workdir)
 state = train.train_and_evaluate(cfg, workdir)
 if jax.process_index() == 0:
   flat = jax.tree_util.tree_flatten_with_path(jax.device_get((state.params, state.batch_stats)))[0]
@@ -410,7 +415,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process(data_dir, tmp_path, compilation_cache):
+@pytest.mark.parametrize("parallelism", ["jit", "pmap"])
+def test_two_processes_match_one_process(data_dir, tmp_path, compilation_cache, parallelism):
   """2 processes x 2 CPU devices == 1 process x 4 devices for the same global batches (SGD, 3 steps).
 
   Each process reads its own disjoint half of the data (tfds.split_for_jax_process) with its own shuffle
@@ -429,11 +435,11 @@ def test_two_processes_match_one_process(data_dir, tmp_path, compilation_cache):
                JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
     procs.append(subprocess.Popen(
         [sys.executable, str(driver), str(tmp_path / "multi.npz"), str(tmp_path / "multi"), str(data_dir),
-         "multi"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+         "multi", parallelism], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
   env = dict(base, XLA_FLAGS="--xla_force_host_platform_device_count=4")
   single = subprocess.run(
       [sys.executable, str(driver), str(tmp_path / "single.npz"), str(tmp_path / "single"), str(data_dir),
-       "fed_like_2_processes"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+       "fed_like_2_processes", parallelism], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
       text=True, timeout=300)
   outs = []
   for p in procs:
