@@ -2,21 +2,23 @@
 
     python -m jaxcolor.colorize --workdir=/tmp/w1 photos/ old/*.jpg --out=/tmp/colorized [--step=N]
         [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
-        [--overwrite] [--sheet] [--max_pixels=100000000]
+        [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2]
 
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
 and re-attached). The model sees the L of the photo resized to `size` x `size`; the predicted ab is upsampled
 bilinearly to the full resolution and merged with the photo's own full-resolution L, so the output keeps every
 detail of the input's lightness. Outputs are `<out>/<stem>.<format>` (PNG whenever there is alpha), plus
-`<stem>_sheet.png` (input | output) with --sheet. Existing outputs are kept unless --overwrite. Unreadable
-files are reported with the reason and skipped; the exit status is 1 if any input failed.
+`<stem>_sheet.png` (input | output) with --sheet, encoded and written on --writers threads while the next
+photos are colorized. Existing outputs are kept unless --overwrite. Unreadable files (and outputs that cannot
+be written) are reported with the reason and skipped; the exit status is 1 if any input failed.
 """
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import dataclasses
-import functools
 import glob
 import pathlib
 import sys
@@ -32,7 +34,9 @@ FORMATS = {"png": "PNG", "jpg": "JPEG"}
 
 @dataclasses.dataclass
 class Result:
-  """What happened to one input: status "done", "kept" (output existed) or "failed" (with `reason`)."""
+  """What happened to one input: status "done", "kept" (output existed) or "failed" (with `reason`).
+
+  ("writing" only while its output is being written.)"""
   path: str
   status: str
   output: str | None = None
@@ -119,39 +123,9 @@ class Colorizer:
 
 
 def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
-  """The photo's full-resolution L + ab upsampled bilinearly to its size -> uint8 RGB (H, W, 3)."""
-  return np.asarray(_merge(rgb, ab_small))
-
-
-@functools.cache
-def _merge_fn():
-  import jax
-  import jax.numpy as jnp
-  from jaxcolor import color, task
-
-  def merge_(rgb, ab_small):  # one jit (one compile per image size), not one per eager op
-    h, w = rgb.shape[:2]
-    l = color.rgb_to_l_ab(rgb)[0]
-    ab = task.upsample(ab_small[None], h, w)[0]
-    # Out-of-gamut ab would be clipped in RGB, which changes L: shrink the chroma of those pixels (bisection
-    # on a per-pixel factor; gray, factor 0, is always in gamut) so the output keeps the input's lightness.
-    def in_gamut(s):  # (H, W, 1) bool: is (L, s * ab) inside the sRGB cube (to rounding)?
-      linear = color.lab_to_linear_rgb(jnp.concatenate([l, ab * s], -1))
-      z_ok = (l + 16.0) / 116.0 - ab[..., 1:] * s / 200.0 >= 0  # else lab_to_linear_rgb clipped Z
-      return jnp.all((linear >= -1e-6) & (linear <= 1 + 1e-6), axis=-1, keepdims=True) & z_ok
-    lo, hi = jnp.zeros_like(l), jnp.ones_like(l)
-    for _ in range(8):
-      mid = (lo + hi) / 2
-      ok = in_gamut(mid)
-      lo, hi = jnp.where(ok, mid, lo), jnp.where(ok, hi, mid)
-    scale = jnp.where(in_gamut(jnp.ones_like(l)), 1.0, lo)
-    out = color.l_ab_to_rgb(l, ab * scale)
-    return jnp.clip(jnp.round(out * 255.0), 0, 255).astype(jnp.uint8)
-  return jax.jit(merge_)
-
-
-def _merge(rgb, ab_small):
-  return _merge_fn()(rgb, ab_small)
+  """The photo's full-resolution L + ab upsampled bilinearly to its size -> uint8 RGB (H, W, 3) (`jaxcolor.merge`)."""
+  from jaxcolor import merge as merge_lib
+  return merge_lib.merge(rgb, ab_small)
 
 
 def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> None:
@@ -164,10 +138,21 @@ def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: st
   tmp.replace(path)
 
 
+def _write(dst: pathlib.Path, rgb_out: np.ndarray, alpha: np.ndarray | None, fmt: str,
+           sheet: tuple[pathlib.Path, np.ndarray] | None) -> None:
+  _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt])
+  if sheet is not None:
+    _save(sheet[0], np.concatenate([sheet[1], rgb_out], axis=1), None, "PNG")
+
+
 def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *, batch_size: int = 8,
                    fmt: str = "png", overwrite: bool = False, sheet: bool = False,
-                   max_pixels: int = DEFAULT_MAX_PIXELS, log=sys.stderr) -> list[Result]:
-  """Colorizes every photo of `inputs` into `out_dir`; returns one Result per input (none raises)."""
+                   max_pixels: int = DEFAULT_MAX_PIXELS, writers: int = 2, log=sys.stderr) -> list[Result]:
+  """Colorizes every photo of `inputs` into `out_dir`; returns one Result per input, in input order (none raises).
+
+  Encoding and writing the outputs (PNG: seconds for a 12 MP photo) runs on `writers` threads while the next
+  photos are decoded and colorized; at most 2 x writers finished photos wait in memory.
+  """
   if fmt not in FORMATS:
     raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
   out = pathlib.Path(out_dir)
@@ -177,46 +162,68 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
     print(f"FAILED {r.path}: {r.reason}", file=log)
   claimed: dict[pathlib.Path, pathlib.Path] = {}
   todo: list[tuple[pathlib.Path, pathlib.Path, np.ndarray, np.ndarray | None]] = []
+  writing: collections.deque[tuple[Result, tuple[int, int], concurrent.futures.Future]] = collections.deque()
   n = len(files)
+  done = 0
 
-  def flush() -> None:
+  def report(result: Result, message: str) -> None:
+    nonlocal done
+    done += 1
+    print(f"[{done}/{n}] {message}" if result.status != "failed" else f"FAILED {result.path}: {result.reason}",
+          file=log)
+
+  def finish_writes(keep: int) -> None:  # oldest first, until at most `keep` are in flight
+    while len(writing) > keep:
+      result, (h, w), future = writing.popleft()
+      try:
+        future.result()
+        result.status = "done"
+        report(result, f"{result.path} -> {result.output} ({w}x{h})")
+      except Exception as e:  # pylint: disable=broad-except  # e.g. disk full: report, go on
+        result.status, result.reason = "failed", f"cannot write {result.output}: {type(e).__name__}: {e}"
+        report(result, "")
+
+  def flush(pool: concurrent.futures.Executor) -> None:
     abs_ = colorizer.predict_ab([t[2] for t in todo], batch_size)
     for (src, dst, rgb, alpha), ab in zip(todo, abs_):
+      result = Result(str(src), "writing", str(dst))
+      results.append(result)
       try:
         rgb_out = merge(rgb, ab)
-        _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt])
-        if sheet:
-          _save(out / f"{src.stem}_sheet.png", np.concatenate([rgb, rgb_out], axis=1), None, "PNG")
-        results.append(Result(str(src), "done", str(dst)))
-        print(f"[{len(results)}/{n}] {src} -> {dst} ({rgb.shape[1]}x{rgb.shape[0]})", file=log)
-      except Exception as e:  # pylint: disable=broad-except  # e.g. disk full: report, go on
-        results.append(Result(str(src), "failed", reason=f"cannot write {dst}: {type(e).__name__}: {e}"))
-        print(f"FAILED {src}: {results[-1].reason}", file=log)
+      except Exception as e:  # pylint: disable=broad-except  # e.g. out of memory on a huge photo: go on
+        result.status, result.reason = "failed", f"cannot colorize: {type(e).__name__}: {e}"
+        report(result, "")
+        continue
+      sheet_to = (out / f"{src.stem}_sheet.png", rgb) if sheet else None
+      writing.append((result, rgb.shape[:2], pool.submit(_write, dst, rgb_out, alpha, fmt, sheet_to)))
+      finish_writes(keep=2 * writers)
     todo.clear()
 
-  for src in files:
-    try:
-      rgb, alpha = load_photo(src, max_pixels)
-    except Exception as e:  # pylint: disable=broad-except  # PIL raises many types for bad files
-      reason = str(e) if isinstance(e, ValueError) else f"cannot decode: {type(e).__name__}: {e}"
-      results.append(Result(str(src), "failed", reason=reason))
-      print(f"FAILED {src}: {reason}", file=log)
-      continue
-    dst = out / f"{src.stem}.{'png' if alpha is not None else fmt}"
-    if dst in claimed:
-      results.append(Result(str(src), "failed", reason=f"{claimed[dst]} already writes {dst} (same stem)"))
-      print(f"FAILED {src}: {results[-1].reason}", file=log)
-      continue
-    claimed[dst] = src
-    if dst.exists() and not overwrite:
-      results.append(Result(str(src), "kept", str(dst)))
-      print(f"[{len(results)}/{n}] {src}: kept existing {dst} (use --overwrite to replace)", file=log)
-      continue
-    todo.append((src, dst, rgb, alpha))
-    if len(todo) == batch_size:
-      flush()
-  if todo:
-    flush()
+  with concurrent.futures.ThreadPoolExecutor(max_workers=writers) as pool:
+    for src in files:
+      try:
+        rgb, alpha = load_photo(src, max_pixels)
+      except Exception as e:  # pylint: disable=broad-except  # PIL raises many types for bad files
+        reason = str(e) if isinstance(e, ValueError) else f"cannot decode: {type(e).__name__}: {e}"
+        results.append(Result(str(src), "failed", reason=reason))
+        report(results[-1], "")
+        continue
+      dst = out / f"{src.stem}.{'png' if alpha is not None else fmt}"
+      if dst in claimed:
+        results.append(Result(str(src), "failed", reason=f"{claimed[dst]} already writes {dst} (same stem)"))
+        report(results[-1], "")
+        continue
+      claimed[dst] = src
+      if dst.exists() and not overwrite:
+        results.append(Result(str(src), "kept", str(dst)))
+        report(results[-1], f"{src}: kept existing {dst} (use --overwrite to replace)")
+        continue
+      todo.append((src, dst, rgb, alpha))
+      if len(todo) == batch_size:
+        flush(pool)
+    if todo:
+      flush(pool)
+    finish_writes(keep=0)
   return results
 
 
@@ -234,11 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
   p.add_argument("--sheet", action="store_true", help="also write <stem>_sheet.png (input | output)")
   p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+  p.add_argument("--writers", type=int, default=2, help="threads encoding and writing outputs")
   args = p.parse_args(argv)
   if args.temperature is not None and args.temperature <= 0:
     p.error(f"--temperature must be > 0, got {args.temperature}")
   if args.batch_size <= 0:
     p.error(f"--batch_size must be > 0, got {args.batch_size}")
+  if args.writers <= 0:
+    p.error(f"--writers must be > 0, got {args.writers}")
   try:
     colorizer = Colorizer(args.workdir, step=args.step, size=args.size, temperature=args.temperature,
                           decoding=args.decoding)
@@ -246,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   results = colorize_files(colorizer, args.inputs, args.out, batch_size=args.batch_size, fmt=args.format,
-                           overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels)
+                           overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels,
+                           writers=args.writers)
   count = {s: sum(r.status == s for r in results) for s in ("done", "kept", "failed")}
   print(f"{count['done']} colorized, {count['kept']} kept, {count['failed']} failed", file=sys.stderr)
   for r in results:
