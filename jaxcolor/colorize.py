@@ -2,7 +2,7 @@
 
     python -m jaxcolor.colorize --workdir=/tmp/w1 photos/ old/*.jpg --out=/tmp/colorized [--step=N]
         [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
-        [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2]
+        [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2] [--png_compress_level=6]
 
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
@@ -128,33 +128,38 @@ def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
   return merge_lib.merge(rgb, ab_small)
 
 
-def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> None:
+def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str,
+          png_compress_level: int = 6) -> None:
   img = Image.fromarray(rgb)
   if alpha is not None:
     img = img.convert("RGBA")
     img.putalpha(Image.fromarray(alpha))
   tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written output under the final name
-  img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+  img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {"compress_level": png_compress_level}))
   tmp.replace(path)
 
 
 def _write(dst: pathlib.Path, rgb_out: np.ndarray, alpha: np.ndarray | None, fmt: str,
-           sheet: tuple[pathlib.Path, np.ndarray] | None) -> None:
-  _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt])
+           sheet: tuple[pathlib.Path, np.ndarray] | None, level: int) -> None:
+  _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt], level)
   if sheet is not None:
-    _save(sheet[0], np.concatenate([sheet[1], rgb_out], axis=1), None, "PNG")
+    _save(sheet[0], np.concatenate([sheet[1], rgb_out], axis=1), None, "PNG", level)
 
 
 def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *, batch_size: int = 8,
                    fmt: str = "png", overwrite: bool = False, sheet: bool = False,
-                   max_pixels: int = DEFAULT_MAX_PIXELS, writers: int = 2, log=sys.stderr) -> list[Result]:
+                   max_pixels: int = DEFAULT_MAX_PIXELS, writers: int = 2, png_compress_level: int = 6,
+                   log=sys.stderr) -> list[Result]:
   """Colorizes every photo of `inputs` into `out_dir`; returns one Result per input, in input order (none raises).
 
   Encoding and writing the outputs (PNG: seconds for a 12 MP photo) runs on `writers` threads while the next
-  photos are decoded and colorized; at most 2 x writers finished photos wait in memory.
+  photos are decoded and colorized; at most 2 x writers finished photos wait in memory. `png_compress_level`
+  is zlib's 0-9 (6: Pillow's default; 1 encodes a 12 MP photo about 4x faster into a ~20% larger file).
   """
   if fmt not in FORMATS:
     raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+  if png_compress_level not in range(10):
+    raise ValueError(f"png_compress_level must be 0-9, got {png_compress_level}")
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   files, results = expand_inputs(inputs)
@@ -195,7 +200,8 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
         report(result, "")
         continue
       sheet_to = (out / f"{src.stem}_sheet.png", rgb) if sheet else None
-      writing.append((result, rgb.shape[:2], pool.submit(_write, dst, rgb_out, alpha, fmt, sheet_to)))
+      writing.append((result, rgb.shape[:2], pool.submit(_write, dst, rgb_out, alpha, fmt, sheet_to,
+                                                                png_compress_level)))
       finish_writes(keep=2 * writers)
     todo.clear()
 
@@ -242,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--sheet", action="store_true", help="also write <stem>_sheet.png (input | output)")
   p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
   p.add_argument("--writers", type=int, default=2, help="threads encoding and writing outputs")
+  p.add_argument("--png_compress_level", type=int, default=6, choices=range(10), metavar="0-9",
+                 help="zlib level of PNG outputs: 1 is ~4x faster to encode than 6, files ~20%% larger")
   args = p.parse_args(argv)
   if args.temperature is not None and args.temperature <= 0:
     p.error(f"--temperature must be > 0, got {args.temperature}")
@@ -257,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   results = colorize_files(colorizer, args.inputs, args.out, batch_size=args.batch_size, fmt=args.format,
                            overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels,
-                           writers=args.writers)
+                           writers=args.writers, png_compress_level=args.png_compress_level)
   count = {s: sum(r.status == s for r in results) for s in ("done", "kept", "failed")}
   print(f"{count['done']} colorized, {count['kept']} kept, {count['failed']} failed", file=sys.stderr)
   for r in results:

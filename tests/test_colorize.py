@@ -111,6 +111,22 @@ def test_a_failed_write_is_reported_and_the_rest_written_in_input_order(colorize
   assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png", "d.png", "e.png"]
 
 
+def test_png_compress_level_changes_the_file_not_the_pixels(workdir, tmp_path, capsys):
+  src = tmp_path / "ramp.png"
+  ramp = np.linspace(0, 255, 48 * 64 * 3).reshape(48, 64, 3).astype(np.uint8)
+  Image.fromarray(ramp).save(src)
+  outs = {}
+  for level in (0, 9):
+    out = tmp_path / f"out{level}"
+    assert colorize.main([f"--workdir={workdir}", str(src), f"--out={out}", f"--png_compress_level={level}"]) == 0
+    outs[level] = out / "ramp.png"
+  assert outs[0].stat().st_size > 2 * outs[9].stat().st_size
+  np.testing.assert_array_equal(np.asarray(Image.open(outs[0])), np.asarray(Image.open(outs[9])))
+  with pytest.raises(SystemExit):
+    colorize.main([f"--workdir={workdir}", str(src), f"--out={tmp_path / 'x'}", "--png_compress_level=10"])
+  assert "png_compress_level" in capsys.readouterr().err
+
+
 def test_too_many_pixels_is_refused(colorizer, tmp_path):
   src = tmp_path / "big.png"
   Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(src)
