@@ -92,8 +92,8 @@ def unreplicate(tree: Any) -> Any:
 def pmap_to_mesh(tree: Any, mesh: Mesh) -> Any:
   """A pmap-replicated pytree {(local_devices, ...)} -> global arrays replicated on `mesh` {(...)}.
 
-  Each device keeps its own copy, so nothing moves. Under jax.distributed this is what `jax.jit` over the
-  mesh and Orbax need: `unreplicate`'s arrays are host-local there and Orbax refuses to save them.
+  Each device keeps its own copy (nothing crosses devices or the host). Under jax.distributed this is what
+  `jax.jit` over the mesh and Orbax need: `unreplicate`'s arrays are host-local there, and Orbax refuses them.
   """
   sharding = replicated(mesh)
 

@@ -72,9 +72,9 @@ def _may_differ(config, workdir: pathlib.Path) -> tuple[str, ...]:
   return RESUMABLE_KEYS + added
 
 
-def _check_same_config(config, workdir: pathlib.Path) -> None:
+def _check_same_config(config, workdir: pathlib.Path, may_differ: tuple[str, ...] | None = None) -> None:
   """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
-  may_differ = _may_differ(config, workdir)
+  may_differ = _may_differ(config, workdir) if may_differ is None else may_differ
   fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in may_differ]
   if fixed:
     raise ValueError(f"{workdir / checkpoint.CONFIG_FILE} holds a different config (keys differ: "
@@ -99,11 +99,12 @@ class Trainer:
     self.config = config
     self.workdir = pathlib.Path(workdir).expanduser()
     self.workdir.mkdir(parents=True, exist_ok=True)
-    _check_same_config(config, self.workdir)
+    may_differ = _may_differ(config, self.workdir)  # read config.json once, before save_run_artifacts rewrites it
+    _check_same_config(config, self.workdir, may_differ)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
     checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior,
-                                  may_differ=_may_differ(config, self.workdir))
+                                  may_differ=may_differ)
     self.task = builders.build_task(config, self.bins, self.prior)
     self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
     self.train_model = builders.build_model(config, self.bins.num_bins if self.bins else 2, training=True)
@@ -142,13 +143,16 @@ class Trainer:
     else:
       rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
       self.train_step = compiler.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
-    # Evaluation always runs under jit on the mesh (a pmap state is moved there by `parallel.pmap_to_mesh`).
+    # Evaluation always runs under jit on the mesh (a pmap state is moved there by `on_mesh`).
     predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task)
     self.predict_ab = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
 
+  def on_mesh(self, state: steps.TrainState) -> steps.TrainState:
+    """The state as global arrays replicated on the mesh (what jit, Orbax and callers take), pmap or not."""
+    return parallel.pmap_to_mesh(state, self.mesh) if self.pmap else state
+
   def variables(self, state: steps.TrainState) -> dict[str, Any]:
-    if self.pmap:
-      state = parallel.pmap_to_mesh(state, self.mesh)
+    state = self.on_mesh(state)
     return {"params": state.params, "batch_stats": state.batch_stats}
 
   def evaluate(self, state, step: int, writer) -> dict[str, float]:
@@ -277,8 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
               f"the parameters became NaN or Inf at or before step {step} (the loss was still finite); "
               f"stopping without saving. The newest checkpoint in {wd / checkpoint.CHECKPOINT_DIR} is from "
               f"step {ckpt.latest_step()}. Lower the learning rate or set grad_clip_norm.")
-        ckpt.maybe_save(step, parallel.pmap_to_mesh(state, trainer.mesh) if trainer.pmap else state, meta,
-                        force=True)
+        ckpt.maybe_save(step, trainer.on_mesh(state), meta, force=True)
       if stop or preempted:
         logging.info("stopping at step %d (%s)", step, "early stopping" if stop else "preemption")
         break
@@ -289,4 +292,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
   logging.info("trained %d steps in %.1fs", step - start, time.time() - t_start)
-  return parallel.pmap_to_mesh(state, trainer.mesh) if trainer.pmap else state
+  return trainer.on_mesh(state)
