@@ -15,6 +15,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model_kwargs = ml_collections.ConfigDict()
   c.compute_dtype = "float32"  # or "bfloat16": activations; parameters stay float32
   c.pretrained = ml_collections.ConfigDict()  # encoder name -> local Keras .h5 file (pretrained models)
+  c.init_from = ""  # start from a reference model ("vivid", "accurate") or a run's workdir (fine-tuning)
+  c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
 
   # Task: what is predicted and how it is scored.
   c.head = "regression"  # or "classification"
@@ -44,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.augment = ml_collections.ConfigDict(dict(random_resized_crop=True, crop_area=(0.25, 1.0), flip=True,
                                              rotation_degrees=0.0, zoom=0.0))
+  c.mix_datasets = ()  # ((name, weight), ...): other datasets mixed into the train stream
   c.progressive_sizes = ()
   c.min_colorfulness = 2.0
   c.shuffle_buffer = 2048
@@ -56,6 +59,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.weight_decay = 0.0  # "adam" / "sgd": L2 on the gradient; "adamw": decoupled
   c.weight_decay_on = "all"  # or "kernels": no decay of biases and BatchNorm parameters
   c.schedule = "constant"
+  c.warmup_steps = 0  # "warmup_cosine": linear warm-up steps
+  c.end_lr_factor = 0.0  # "warmup_cosine": final learning rate / learning_rate
   c.total_steps = 1000
   c.grad_clip_norm = 0.0
 

@@ -89,6 +89,7 @@ def evaluate_one(run: Run, root: pathlib.Path, evalset: EvalSet, data_dir: str,
     return json.loads(out.read_text())
   decodings = CLS_DECODINGS if run.config.head == "classification" else ""
   rows = evaluate.evaluate_run(str(root / run.name), evalset.dataset, data_dir=data_dir, size=evalset.size,
+                               model_size=evalset.size,
                                batch_size=batch_size, decodings=decodings)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.write_text(json.dumps(rows, indent=1))

@@ -53,6 +53,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   parallel.check_batch_size(config.batch_size, config.parallelism)
   parallel.check_batch_size(config.get("eval_batch_size") or config.batch_size, config.parallelism)
   optim.check_optim_config(config)
+  if config.get("init_from"):
+    from jaxcolor import reference
+    reference.init_source(config.init_from)  # a reference model name or a run directory, else fails with the names
+  if config.get("inference_size") is not None and int(config.inference_size) <= 0:
+    raise ValueError(f"config.inference_size must be > 0 or None, got {config.inference_size}")
   model_cls = models.MODELS[config.model]
   sizes = [config.image_size] + [s for _, s in config.progressive_sizes]
   stride = model_cls.output_stride

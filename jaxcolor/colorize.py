@@ -1,9 +1,13 @@
-"""Colorize photos with a trained run: python -m jaxcolor.colorize --workdir=RUN INPUT... --out=DIR.
+"""Colorize photos: python -m jaxcolor.colorize INPUT... [--model=vivid|accurate | --workdir=RUN] [--out=DIR].
 
+    python -m jaxcolor.colorize old_photo.jpg                       # the default reference model -> ./colorized
+    python -m jaxcolor.colorize photos/ --model=accurate --out=/tmp/colorized
     python -m jaxcolor.colorize --workdir=/tmp/w1 photos/ old/*.jpg --out=/tmp/colorized [--step=N]
         [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
         [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2] [--png_compress_level=6]
 
+Without --workdir the photos are colorized by a reference model shipped inside the package (`jaxcolor.reference`:
+`vivid`, the default, or `accurate`); --workdir takes a run trained with `jaxcolor.main` instead.
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
 and re-attached). The model sees the L of the photo resized to `size` x `size`; the predicted ab is upsampled
@@ -23,10 +27,12 @@ import glob
 import pathlib
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from jaxcolor import reference
+from jaxcolor.inference import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
 
 DEFAULT_MAX_PIXELS = 100_000_000
 FORMATS = {"png": "PNG", "jpg": "JPEG"}
@@ -81,45 +87,6 @@ def load_photo(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndar
       alpha = np.asarray(img.convert("RGBA"))[..., 3].copy()
     rgb = _to_rgb(img)  # full decode: truncated files fail here
   return rgb, alpha
-
-
-class Colorizer:
-  """A restored run: config, model, task and variables, with a jitted (B, S, S, 3) uint8 -> ab predictor."""
-
-  def __init__(self, workdir: str, step: int | None = None, size: int | None = None,
-               temperature: float | None = None, decoding: str | None = None):
-    import jax
-    import ml_collections
-    from jaxcolor import builders, checkpoint, color, compiler, models, steps
-    arts = checkpoint.load_run_artifacts(workdir)
-    self.config = ml_collections.ConfigDict(arts.config)
-    self.bins = arts.bins
-    num_bins = arts.bins.num_bins if arts.bins is not None else 2
-    self.model = builders.build_model(self.config, num_bins)
-    self.task = builders.build_task(self.config, arts.bins, arts.prior)
-    stride = models.MODELS[self.config.model].output_stride
-    self.size = int(size or self.config.image_size)
-    if self.size <= 0 or self.size % stride:
-      raise ValueError(f"--size={self.size} must be a positive multiple of {self.config.model}'s stride {stride}")
-    state, _, self.step = checkpoint.Checkpointer(workdir, read_only=True).restore(None, step=step)
-    variables = {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}
-    self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
-
-    def predict(variables: Any, rgb_small: Any) -> Any:
-      l = color.rgb_to_l_ab(rgb_small)[0]
-      return steps.predict_ab_from_l(variables, l, model=self.model, task=self.task, decoding=decoding,
-                                     temperature=temperature)
-    self._predict = compiler.jit(predict)
-
-  def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
-    """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile)."""
-    small = [np.asarray(Image.fromarray(x).resize((self.size, self.size), Image.BICUBIC)) for x in rgbs]
-    out = []
-    for i in range(0, len(small), batch_size):
-      chunk = small[i:i + batch_size]
-      pad = [np.zeros_like(chunk[0])] * (batch_size - len(chunk))
-      out.extend(np.asarray(self._predict(self.variables, np.stack(chunk + pad)))[:len(chunk)])
-    return out
 
 
 def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
@@ -236,12 +203,15 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxcolor.colorize", description=__doc__.splitlines()[0])
   p.add_argument("inputs", nargs="+", help="photos, folders (recursive) or glob patterns")
-  p.add_argument("--workdir", required=True, help="training run directory")
-  p.add_argument("--out", required=True, help="output folder")
+  p.add_argument("--workdir", default=None, help="a training run directory (default: a reference model)")
+  p.add_argument("--model", default=None, choices=sorted(reference.MODELS),
+                 help=f"a reference model shipped with jaxcolor (default without --workdir: {reference.DEFAULT})")
+  p.add_argument("--out", default=None, help="output folder (default: ./colorized)")
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")
   p.add_argument("--temperature", type=float, default=None, help="classification decoding temperature")
   p.add_argument("--decoding", default=None, choices=("mode", "mean", "annealed_mean"), help="classification decoding (default: the run's)")
-  p.add_argument("--size", type=int, default=None, help="model input size (default: config.image_size)")
+  p.add_argument("--size", type=int, default=None,
+                 help="model input size (default: the model's inference_size, else its training image_size)")
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--format", default="png", choices=sorted(FORMATS))
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -251,15 +221,23 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--png_compress_level", type=int, default=6, choices=range(10), metavar="0-9",
                  help="zlib level of PNG outputs: 1 is ~4x faster to encode than 6, files ~20%% larger")
   args = p.parse_args(argv)
+  if args.out is None:
+    args.out = "colorized"
   if args.temperature is not None and args.temperature <= 0:
     p.error(f"--temperature must be > 0, got {args.temperature}")
   if args.batch_size <= 0:
     p.error(f"--batch_size must be > 0, got {args.batch_size}")
   if args.writers <= 0:
     p.error(f"--writers must be > 0, got {args.writers}")
+  if args.workdir and args.model:
+    p.error("give --workdir (a trained run) or --model (a reference model), not both")
   try:
-    colorizer = Colorizer(args.workdir, step=args.step, size=args.size, temperature=args.temperature,
-                          decoding=args.decoding)
+    if args.workdir:
+      colorizer = Colorizer(args.workdir, step=args.step, size=args.size, temperature=args.temperature,
+                            decoding=args.decoding)
+    else:
+      colorizer = Colorizer.reference(args.model or reference.DEFAULT, size=args.size,
+                                      temperature=args.temperature, decoding=args.decoding)
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -1,7 +1,12 @@
-"""Evaluate a trained run on a dataset: python -m jaxcolor.evaluate --workdir=RUN --dataset=NAME.
+"""Evaluate a trained run or a reference model on a dataset: python -m jaxcolor.evaluate --workdir=RUN --dataset=NAME.
 
     python -m jaxcolor.evaluate --workdir=/tmp/unet_cls --dataset=kodak24 --data_dir=/tmp/tfds \
-        [--step=N] [--size=256] [--batch_size=8] [--decodings=annealed_mean:0.38,mode,mean] [--out=DIR]
+        [--step=N] [--size=256] [--model_size=64] [--batch_size=8] [--decodings=annealed_mean:0.38,mode,mean]
+        [--out=DIR]
+    python -m jaxcolor.evaluate --model=vivid --dataset=kodak24 --size=256 --out=/tmp/eval_vivid
+
+Metrics are computed on the photos at --size; the model sees them at --model_size (default: the size it is
+meant to run at), and its ab is upsampled to --size, as `colorize` does for full-resolution photos.
 
 Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.metrics) for
 the model and, beside it, the grayscale baseline (ab = 0). Classification runs can sweep decodings in one run:
@@ -16,11 +21,10 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-import jax
 import ml_collections
 
-from jaxcolor import color, compiler, evaluators, input_pipeline, steps
-from jaxcolor.colorize import Colorizer
+from jaxcolor import evaluators, input_pipeline, reference
+from jaxcolor.inference import Colorizer
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
 
@@ -36,14 +40,26 @@ def parse_decodings(text: str) -> list[tuple[str, float | None]]:
   return out
 
 
+def load_colorizer(source: str, *, step: int | None = None, size: int | None = None) -> Colorizer:
+  """A reference model name (`jaxcolor.reference.MODELS`) or a run's workdir -> its Colorizer."""
+  if source in reference.MODELS:
+    return Colorizer.reference(source, size=size)
+  return Colorizer(source, step=step, size=size)
+
+
 def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None = None, size: int | None = None,
-                 batch_size: int = 8, split: str | None = None, decodings: str = "",
-                 max_batches: int = 0) -> dict[str, dict[str, float]]:
-  """{row name: {metric: value}}: the model under each decoding, and "grayscale" (ab = 0)."""
-  run = Colorizer(workdir, step=step, size=size)
+                 model_size: int | None = None, batch_size: int = 8, split: str | None = None,
+                 decodings: str = "", max_batches: int = 0) -> dict[str, dict[str, float]]:
+  """{row name: {metric: value}}: the model under each decoding, and "grayscale" (ab = 0).
+
+  `workdir`: a run directory or a reference model name. Photos are scored at `size` (default: the model's
+  input size); the model sees them at `model_size` (default: its inference_size, else its training size),
+  its ab upsampled to `size`.
+  """
+  run = load_colorizer(workdir, step=step, size=model_size)
   cfg = ml_collections.ConfigDict(run.config.to_dict())
   cfg.dataset, cfg.data_dir = dataset, data_dir
-  cfg.eval_image_size, cfg.eval_batch_size = run.size, batch_size
+  cfg.eval_image_size, cfg.eval_batch_size = int(size or run.size), batch_size
   cfg.batch_size = batch_size
   if split:
     cfg.eval_split = split
@@ -54,11 +70,7 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
   gray: dict[str, float] = {}
   sweep = parse_decodings(decodings) if run.task.head == "classification" and decodings else [(None, None)]
   for decoding, temperature in sweep:
-    def predict(variables, images, decoding=decoding, temperature=temperature):
-      l = color.rgb_to_l_ab(images)[0]
-      return steps.predict_ab_from_l(variables, l, model=run.model, task=run.task, decoding=decoding,
-                                     temperature=temperature)
-    predict_fn = compiler.jit(predict)
+    predict_fn = run.predictor(decoding, temperature)
     values = dict(evaluators.get_evaluator("color_metrics").run(lambda x: predict_fn(run.variables, x), batches))
     name = "model" if decoding is None else f"model ({decoding}{'' if temperature is None else f', T={temperature}'})"
     rows[name] = {k: float(v) for k, v in values.items() if not k.startswith("gray/")}
@@ -77,26 +89,35 @@ def markdown(rows: dict[str, dict[str, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--workdir", required=True)
+  p.add_argument("--workdir", default=None, help="a training run directory")
+  p.add_argument("--model", default=None, choices=sorted(reference.MODELS), help="a reference model shipped with jaxcolor")
   p.add_argument("--dataset", required=True, help="registered name, tfds:<name> or folder:<path>")
   p.add_argument("--data_dir", default="~/tensorflow_datasets")
   p.add_argument("--split", default=None)
   p.add_argument("--step", type=int, default=None)
-  p.add_argument("--size", type=int, default=None, help="model input size (default: the run's image_size)")
+  p.add_argument("--size", type=int, default=None, help="photo size the metrics are computed at (default: the "
+                 "model's input size)")
+  p.add_argument("--model_size", type=int, default=None, help="model input size (default: the model's "
+                 "inference_size, else its training image_size)")
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--decodings", default="", help="classification sweep, e.g. annealed_mean:0.38,mode,mean")
   p.add_argument("--max_batches", type=int, default=0, help="0: the whole split")
   p.add_argument("--out", default=None, help="folder for results (default: WORKDIR/eval)")
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)
+  if bool(args.workdir) == bool(args.model):
+    p.error("give exactly one of --workdir (a trained run) or --model (a reference model)")
+  if args.model and not args.out:
+    p.error("--out is required with --model (results are written there)")
+  source = args.workdir or args.model
   out = pathlib.Path(args.out or pathlib.Path(args.workdir) / "eval")
   stem = args.dataset.replace(":", "_").replace("/", "_") + (f"_step{args.step}" if args.step else "")
   json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
   if not args.overwrite and (json_path.exists() or md_path.exists()):
     print(f"{json_path} exists; pass --overwrite to replace it", file=sys.stderr)
     return 1
-  rows = evaluate_run(args.workdir, args.dataset, data_dir=str(pathlib.Path(args.data_dir).expanduser()),
-                      step=args.step, size=args.size, batch_size=args.batch_size, split=args.split,
+  rows = evaluate_run(source, args.dataset, data_dir=str(pathlib.Path(args.data_dir).expanduser()),
+                      step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size, split=args.split,
                       decodings=args.decodings, max_batches=args.max_batches)
   table = markdown(rows)
   print(table)

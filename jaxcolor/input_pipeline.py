@@ -21,6 +21,10 @@ Config fields read (an ml_collections.ConfigDict; `parse_config` validates them)
   augment.rotation_degrees  float (0): uniform rotation in [-r, r] (r < 45); the image is
                      zoomed just enough that no empty corners appear (costs ~2x at 224 px).
   augment.zoom       float (0): extra zoom-in factor uniform in [1, 1 + zoom] (a crop: free).
+  mix_datasets       ((name, weight), ...) (()): other datasets mixed into the train stream, each
+                     example drawn from one of them with probability weight (the main dataset
+                     gets 1 - sum of weights); their train splits are their own defaults. Eval
+                     reads the main dataset only.
   progressive_sizes  ((step, size), ...) (()): train size from each step on, image_size before
                      the first (seed 002: ((0, 32), (s1, 64), (s2, 128), (s3, 256))).
   min_colorfulness   float (2.0): Hasler-Suesstrunk threshold; gray photos are dropped from folder
@@ -82,6 +86,7 @@ class PipelineConfig:
   seed: int
   augment: Augment
   progressive_sizes: tuple[tuple[int, int], ...]
+  mix: tuple[tuple[datasets.DatasetSpec, float], ...]
   min_colorfulness: float
   min_side: int
   shuffle_buffer: int
@@ -126,6 +131,11 @@ def parse_config(config: Any) -> PipelineConfig:
       or (steps and steps[0] < 0)):
     raise ValueError("config.progressive_sizes must be ((step, size), ...) with steps >= 0 "
                      f"strictly increasing and sizes > 0, got {schedule}")
+  mix = tuple(tuple(p) for p in (_field(config, "mix_datasets", ()) or ()))
+  if any(len(p) != 2 or not 0 < float(p[1]) < 1 for p in mix) or sum(float(p[1]) for p in mix) >= 1:
+    raise ValueError("config.mix_datasets must be ((dataset, weight), ...) with weights in (0, 1) summing to "
+                     f"less than 1 (the main dataset gets the rest), got {mix}")
+  mix_specs = tuple((datasets.get_spec(str(n)), float(w)) for n, w in mix)
   image_size, batch_size = (_field(config, k, kind="pos") for k in ("image_size", "batch_size"))
   data_dir = os.path.expanduser(str(_field(config, "data_dir", "~/tensorflow_datasets")))
   return PipelineConfig(
@@ -135,7 +145,7 @@ def parse_config(config: Any) -> PipelineConfig:
       image_size=image_size, eval_image_size=_field(config, "eval_image_size", image_size, "pos"),
       batch_size=batch_size, eval_batch_size=_field(config, "eval_batch_size", batch_size, "pos"),
       seed=_field(config, "seed", kind="int"), augment=aug,
-      progressive_sizes=tuple((int(a), int(b)) for a, b in schedule),
+      progressive_sizes=tuple((int(a), int(b)) for a, b in schedule), mix=mix_specs,
       min_colorfulness=float(_field(config, "min_colorfulness", 2.0)),
       min_side=_field(config, "min_side", 16, "pos"),
       shuffle_buffer=_field(config, "shuffle_buffer", 8192, "pos"),
@@ -320,6 +330,17 @@ def _seed_pair(*ints: int) -> np.ndarray:
   return np.random.SeedSequence([abs(int(i)) for i in ints]).generate_state(2).astype(np.int64)
 
 
+def _train_images(pc: PipelineConfig, pi: int, pn: int, seed: int):
+  """Endless shuffled stream of one dataset's train images (encoded bytes, or decoded uint8 when filtered)."""
+  ds = read_split(pc, resolve_splits(pc)[0], process_index=pi, process_count=pn, shuffle=True, seed=seed)
+  ds = ds.map(lambda ex: ex[pc.spec.image_key])
+  ds = (ds.cache() if pc.cache else ds).shuffle(pc.shuffle_buffer, seed=seed).repeat()
+  if pc.spec.kind == "tfds" and pc.min_colorfulness > 0:  # folder datasets were filtered at build
+    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda x: _tf_colorfulness(x) >= pc.min_colorfulness)
+  return ds
+
+
 def train_dataset(config: Any, *, process_index: int | None = None,
                   process_count: int | None = None, start_step: int = 0):
   """Endless per-process train batches {"image": uint8 (b, S, S, 3), "mask": bool (b,)}.
@@ -332,13 +353,14 @@ def train_dataset(config: Any, *, process_index: int | None = None,
   pi, pn, b = _local(process_index, process_count, pc.batch_size, "batch_size")
   seed_state = _seed_pair(pc.seed, pi)
   shuffle_seed = int(seed_state[0] % (2**31 - 1))
-  ds = read_split(pc, resolve_splits(pc)[0], process_index=pi, process_count=pn, shuffle=True,
-                  seed=shuffle_seed)
-  ds = ds.map(lambda ex: ex[pc.spec.image_key])
-  ds = (ds.cache() if pc.cache else ds).shuffle(pc.shuffle_buffer, seed=shuffle_seed).repeat()
-  if pc.spec.kind == "tfds" and pc.min_colorfulness > 0:  # folder datasets were filtered at build
-    ds = ds.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda x: _tf_colorfulness(x) >= pc.min_colorfulness)
+  sources = [(pc, 1.0 - sum(w for _, w in pc.mix))]
+  sources += [(dataclasses.replace(pc, spec=spec, train_split=spec.train_split), w) for spec, w in pc.mix]
+  streams = [_train_images(src, pi, pn, shuffle_seed + i) for i, (src, _) in enumerate(sources)]
+  if len(streams) > 1:  # one element type for all: decoded uint8 (H, W, 3)
+    streams = [st.map(_decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+               if st.element_spec.dtype == tf.string else st for st in streams]
+  ds = streams[0] if len(streams) == 1 else tf.data.Dataset.sample_from_datasets(
+      streams, weights=[w for _, w in sources], seed=shuffle_seed)
   steps = tf.constant([s for s, _ in pc.progressive_sizes] or [0], tf.int64)
   sizes = tf.constant([z for _, z in pc.progressive_sizes] or [pc.image_size], tf.int32)
   base_seed = tf.constant(seed_state, tf.int64)

@@ -42,6 +42,16 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
       raise ValueError(f"{config.prior_path}: its {saved_bins.num_bins} bins differ from the config's "
                        f"{bins.num_bins}")
     return np.asarray(p)
+  if config.init_from:  # fine-tuning keeps the rebalancing the model was trained with
+    from jaxcolor import checkpoint as ckpt_lib
+    from jaxcolor import reference
+    source = reference.init_source(config.init_from)
+    arts = ckpt_lib.load_run_artifacts(source)
+    if arts.prior is not None:
+      if arts.bins.num_bins != bins.num_bins or not np.allclose(arts.bins.centers, bins.centers):
+        raise ValueError(f"config.init_from={config.init_from!r}: its {arts.bins.num_bins} ab bins differ from "
+                         f"the config's {bins.num_bins}")
+      return arts.prior
   t = time.time()
   batches = input_pipeline.train_dataset(config).as_numpy_iterator()
   p = builders.estimate_prior(config, bins, batches)
@@ -57,12 +67,14 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
 # Fields a resumed run may change (train longer, log or evaluate differently); anything else means a new run.
 RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "evals", "num_sample_images",
                   "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
-                  "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism")
+                  "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism",
+                  "inference_size")
 
 
 # Fields added to configs/default.py after runs may have started, with the value the code used before they
 # existed: a workdir whose config.json lacks one resumes as long as the config keeps that value.
-ADDED_FIELDS = {"weight_decay": 0.0, "weight_decay_on": "all"}
+ADDED_FIELDS = {"weight_decay": 0.0, "weight_decay_on": "all", "warmup_steps": 0, "end_lr_factor": 0.0,
+                "init_from": "", "inference_size": None, "mix_datasets": ()}
 
 
 def _may_differ(config, workdir: pathlib.Path) -> tuple[str, ...]:
@@ -133,6 +145,19 @@ class Trainer:
                             batch_stats=jax.device_put(loaded["batch_stats"], parallel.replicated(self.mesh)))
       logging.info("loaded pretrained encoders: %s", ", ".join(f"{k}={v}" for k, v in weights.items()))
     return state
+
+  def init_from(self, state: steps.TrainState) -> steps.TrainState:
+    """A new run's state with the parameters and BatchNorm statistics of `config.init_from` (fresh optimizer)."""
+    from jaxcolor import reference
+    variables = reference.load_init_variables(self.config.init_from)
+    reference.check_same_structure(variables, {"params": state.params, "batch_stats": state.batch_stats},
+                                   self.config.init_from)
+    rep = parallel.replicated(self.mesh)
+    params = jax.device_put(jax.tree.map(jnp.asarray, variables["params"]), rep)
+    params = jax.tree.map(lambda new, old: new.astype(old.dtype), params, state.params)
+    batch_stats = jax.device_put(jax.tree.map(jnp.asarray, variables["batch_stats"]), rep)
+    logging.info("initialized from %s", self.config.init_from)
+    return state.replace(params=params, batch_stats=batch_stats, opt_state=self.tx.init(params))
 
   def compile_steps(self) -> None:
     step = functools.partial(steps.train_step, model=self.train_model, tx=self.tx, task=self.task,
@@ -226,6 +251,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     state, meta, start = ckpt.restore(checkpoint.abstract_state(state))
     meta = dict(meta)
     logging.info("resumed from step %d in %s", start, wd)
+  elif config.init_from:
+    state = trainer.init_from(state)
   start = int(state.step)
   if meta.get("early_stopped_at") is not None:
     logging.info("the run in %s stopped early at step %d; nothing to train", wd, meta["early_stopped_at"])

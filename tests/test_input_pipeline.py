@@ -192,3 +192,33 @@ def test_resume_continues_the_same_stream(tiny_folder, data_dir):
   resumed = _take(ip.train_dataset(cfg, start_step=7), 3)
   for x, y in zip(full[7:], resumed):
     np.testing.assert_array_equal(x["image"], y["image"])
+
+
+def test_mixed_datasets_draw_from_both_deterministically_and_resume(tiny_folder, odd_folder, data_dir):
+  """mix_datasets: examples come from both sources in the given proportion; same seed, same stream; a resumed
+  run continues it exactly."""
+  odd_root, _ = odd_folder
+  import tensorflow as tf  # the pipeline's own decoder, so pixels compare exactly
+  tiny_pixels = {tf.io.decode_image(f.read_bytes(), channels=3).numpy().tobytes()
+                 for f in tiny_folder.glob("train/*/*.JPEG")}
+  cfg = _config(f"folder:{tiny_folder}", data_dir, image_size=64, batch_size=8,
+                augment=dict(random_resized_crop=True, crop_area=(1.0, 1.0), flip=False),
+                mix_datasets=((f"folder:{odd_root}", 0.5),))
+  full = _take(ip.train_dataset(cfg), 8)
+  assert all(b["image"].shape == (8, 64, 64, 3) and b["image"].dtype == np.uint8 for b in full)
+  # Tiny-ImageNet photos are 64x64: a whole-photo crop at 64 px returns them unchanged; the others are resized.
+  from_tiny = [x.tobytes() in tiny_pixels for b in full for x in b["image"]]
+  assert 16 <= sum(from_tiny) <= 48, f"{sum(from_tiny)} of 64 examples from the main dataset (expected ~32)"
+  again = _take(ip.train_dataset(cfg), 8)
+  resumed = _take(ip.train_dataset(cfg, start_step=5), 3)
+  for x, y in zip(full, again):
+    np.testing.assert_array_equal(x["image"], y["image"])
+  for x, y in zip(full[5:], resumed):
+    np.testing.assert_array_equal(x["image"], y["image"])
+
+
+@pytest.mark.parametrize("mix", [(("tiny_imagenet_64", 1.0),), (("a", 0.6), ("b", 0.5)), (("tiny_imagenet_64",),)])
+def test_bad_mix_fails_clearly(tiny_folder, data_dir, mix):
+  cfg = _config(f"folder:{tiny_folder}", data_dir, mix_datasets=mix)
+  with pytest.raises(ValueError, match="config.mix_datasets must be"):
+    ip.parse_config(cfg)

@@ -218,3 +218,20 @@ def test_output_head_rejects_unknown_names():
 def test_ab_scale_covers_srgb_gamut():
   # ab of 8-bit sRGB spans a in [-86.2, 98.2], b in [-107.9, 94.5] (colorization-facts.md): inside tanh's range
   assert 107.9 / AB_SCALE < 1.0
+
+
+
+@pytest.mark.parametrize("name", SCRATCH)
+def test_untrained_regression_predicts_gray(name):
+  """An untrained regression model predicts exactly the grayscale baseline (ab = 0), whatever its input.
+
+  With the random projection the head used to have, an untrained U-Net 16..256 predicted ab noise of std 30
+  and the progressive study's hybrid U-Net std 52 (colorfulness 74 and 174 on photos whose truth is 41): short
+  L2 runs started far more colorful than the truth and stayed there (experiments/reference_colorizers).
+  """
+  side = TINY[name][1]
+  out = _tiny(name, "regression").apply(_tiny_variables(name, "regression"), _l_batch(side), train=False)
+  np.testing.assert_array_equal(np.asarray(out), 0.0)
+  rgb_head = OutputHead(head="regression", channels=3, activation="sigmoid")  # seed 003's RGB autoencoder
+  x = jax.random.normal(_key(2), (2, 4, 4, 8))
+  np.testing.assert_array_equal(np.asarray(rgb_head.apply(rgb_head.init(_key(0), x), x)), 0.5)

@@ -1,0 +1,35 @@
+"""Reference colorizer `vivid`: U-Net classification over 313 ab bins with Zhang et al.'s (2016) recipe.
+
+    python -m jaxcolor.main --config=configs/reference_vivid.py --workdir=runs/reference_vivid \
+        --config.data_dir=/tmp/jaxcolor_tfds
+    python -m jaxcolor.main --config=configs/reference_vivid.py:local --workdir=/tmp/ref_vivid_local  # CPU smoke run
+
+The model shipped as `python -m jaxcolor.colorize photo.jpg --model=vivid` (the default; MODEL_CARD.md in
+jaxcolor/reference_models/vivid). Zhang et al.'s targets: soft encoding over the 5 nearest of 313 bins
+(sigma 5), class rebalancing from the empirical prior (lambda 0.5, prior from 200 training batches), annealed
+mean decoding at T = 0.38. Network, data and schedule are those of `reference_accurate.py` (same U-Net body,
+313-way 1x1 head), chosen by the pilots in experiments/reference_colorizers/README.md.
+Fine-tune on your own photos: `--config.init_from=vivid --config.dataset=folder:PATH --config.mix_datasets="()"
+--config.learning_rate=3e-4` (the shipped prior is kept, so the rebalancing stays what the model learned).
+"""
+from configs import default, reference_accurate
+
+
+def get_config(variant: str = ""):
+  c = reference_accurate.get_config(variant)
+  c.head = "classification"
+  c.loss = "cross_entropy"
+  c.rebalance = True
+  c.rebalance_lambda = 0.5
+  c.soft_k = 5
+  c.soft_sigma = 5.0
+  c.decoding = "annealed_mean"
+  c.temperature = 0.38
+  c.prior_batches = 200
+  c.total_steps = 4200
+  if variant == "local":
+    default.local(c)
+    c.mix_datasets = ()
+    c.model_kwargs.features = (8, 16)
+    c.warmup_steps = 1
+  return c

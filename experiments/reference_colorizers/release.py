@@ -1,0 +1,252 @@
+"""Release the reference colorizers: evaluate two trained runs, draw their figures, ship them in the package.
+
+    python -m experiments.reference_colorizers.release --accurate=RUN_A --vivid=RUN_V --data_dir=/tmp/jaxcolor_tfds
+
+RUN_A / RUN_V are workdirs trained with configs/reference_accurate.py and configs/reference_vivid.py. Writes:
+- jaxcolor/reference_models/<name>/: the exported model (`jaxcolor.reference.export`), card.json (budget,
+  metrics, the release check the tests replay), MODEL_CARD.md, curves.png (learning curves), samples.jpg;
+- experiments/reference_colorizers/: results.md / results.json (every eval set, grayscale baseline beside),
+  figure.jpg (8 Kodak photos: L input | accurate | vivid | truth) and curves.png.
+Evaluation (`jaxcolor.evaluate.evaluate_run`): the model sees each photo at its inference size; metrics at the
+set's size. Kodak24 and McMaster at 256 px, Tiny-ImageNet val at 64 px, the held-out 5% of photos_256 at 256 px.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from jaxcolor import evaluate, inference, reference
+
+HERE = pathlib.Path(__file__).parent
+EVALSETS = (("kodak24", 256), ("mcmaster", 256), ("tiny_imagenet_64", 64), ("photos_256", 256))
+COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 4), ("auc", "AuC %", 2), ("colorfulness", "colorfulness", 2),
+           ("delta_colorfulness_of_means", "dCF", 2), ("ab_mae", "ab MAE", 2))
+RELEASE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim14.png")  # the tests replay these
+FIGURE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim07.png", "kodim14.png", "kodim17.png",
+                 "kodim20.png", "kodim23.png")
+CURVE_METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"), ("colorfulness", "colorfulness"))
+
+
+def hardware() -> str:
+  model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor() or platform.machine())
+  return f"{model}, {os.cpu_count()} cores (CPU only)"
+
+
+def curves(workdir: str) -> dict[str, Any]:
+  """In-training evaluations (held-out photos_256 at 64 px) and the wall time from the TensorBoard events."""
+  import tensorflow as tf
+  from tensorboard.backend.event_processing import event_accumulator
+  ea = event_accumulator.EventAccumulator(str(pathlib.Path(workdir) / "tensorboard"), size_guidance={"tensors": 0})
+  ea.Reload()
+  out: dict[str, Any] = {}
+  for key, _ in CURVE_METRICS:
+    for prefix in ("", "gray/"):
+      events = ea.Tensors(f"eval/color_metrics/{prefix}{key}")
+      out[prefix + key] = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events]
+  out["colorfulness_gt"] = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
+                            for e in ea.Tensors("eval/color_metrics/colorfulness_gt")]
+  loss = ea.Tensors("train/loss")
+  out["wall_minutes"] = (loss[-1].wall_time - loss[0].wall_time) / 60 if loss else 0.0
+  return out
+
+
+def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, width: int = 900, height: int = 260) -> None:
+  """One panel per metric: each run's curve against training step, thin lines for gray and truth."""
+  colors = {"accurate": (31, 119, 180), "vivid": (214, 39, 40), "gray": (120, 120, 120), "truth": (44, 160, 44)}
+  panel_w, pad = width // len(CURVE_METRICS), 36
+  img = Image.new("RGB", (width, height), "white")
+  draw = ImageDraw.Draw(img)
+  for p, (key, label) in enumerate(CURVE_METRICS):
+    x0 = p * panel_w
+    series = {name: c[key] for name, c in runs.items()}
+    series["gray"] = next(iter(runs.values()))["gray/" + key]
+    if key == "colorfulness":
+      series["truth"] = next(iter(runs.values()))["colorfulness_gt"]
+    xs = [s for pts in series.values() for s, _ in pts]
+    ys = [v for pts in series.values() for _, v in pts]
+    lo, hi = min(ys), max(ys)
+    lo, hi = lo - 0.05 * (hi - lo + 1e-6), hi + 0.05 * (hi - lo + 1e-6)
+    xmax = max(xs)
+    sx = lambda s: x0 + pad + (s / xmax) * (panel_w - pad - 10)
+    sy = lambda v: height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
+    draw.rectangle([x0 + pad, pad, x0 + panel_w - 10, height - pad], outline="black")
+    draw.text((x0 + pad, 8), f"{label} vs step (photos_256 val, 64 px)", fill="black")
+    for v in np.linspace(lo, hi, 5):
+      draw.text((x0 + 2, sy(v) - 5), f"{v:.1f}", fill="black")
+    draw.text((x0 + panel_w - 60, height - pad + 4), f"{xmax} steps", fill="black")
+    for name, pts in series.items():
+      pts = sorted(pts)
+      line = [(sx(s), sy(v)) for s, v in pts]
+      if len(line) > 1:
+        draw.line(line, fill=colors[name], width=1 if name in ("gray", "truth") else 2)
+      for x, y in line:
+        draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colors[name])
+  legend = [n for n in ("accurate", "vivid", "gray", "truth") if n in runs or n in ("gray", "truth")]
+  for i, name in enumerate(legend):
+    draw.text((pad + 110 * i, height - 16), f"-- {name}", fill=colors[name])
+  img.save(path)
+
+
+def sample_sheet(colorizers: dict[str, inference.Colorizer], kodak: pathlib.Path, path: pathlib.Path,
+                 tile: int = 192) -> None:
+  """8 Kodak photos, one per row: L (input) | each model (full-resolution colorize output) | ground truth."""
+  from jaxcolor import merge
+  photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in FIGURE_PHOTOS]
+  columns = {"L (input)": [np.repeat(np.asarray(Image.fromarray(p).convert("L"))[..., None], 3, -1) for p in photos]}
+  for name, c in colorizers.items():
+    columns[name] = [merge.merge(p, ab) for p, ab in zip(photos, c.predict_ab(photos, batch_size=len(photos)))]
+  columns["ground truth"] = photos
+  label_h = 16
+  grid = Image.new("RGB", (tile * len(columns), label_h + tile * len(photos)), "white")
+  draw = ImageDraw.Draw(grid)
+  for c, (name, images) in enumerate(columns.items()):
+    draw.text((c * tile + 4, 2), name, fill="black")
+    for r, image in enumerate(images):
+      grid.paste(Image.fromarray(image).resize((tile, tile), Image.LANCZOS), (c * tile, label_h + r * tile))
+  grid.save(path, quality=90)
+
+
+def evaluate_all(source: str, data_dir: str, cache: pathlib.Path,
+                 max_batches: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+  """{eval set label: {row: metrics}}, each set cached as JSON under `cache`."""
+  out = {}
+  for dataset, size in EVALSETS:
+    label = f"{dataset} @ {size} px"
+    f = cache / f"{dataset}_{size}.json"
+    if not f.exists():
+      rows = evaluate.evaluate_run(source, dataset, data_dir=data_dir, size=size, batch_size=16,
+                                   max_batches=max_batches)
+      cache.mkdir(parents=True, exist_ok=True)
+      f.write_text(json.dumps(rows, indent=1))
+    out[label] = json.loads(f.read_text())
+  return out
+
+
+def _row(values: dict[str, float]) -> str:
+  return " | ".join(f"{values[k]:.{d}f}" for k, _, d in COLUMNS)
+
+
+def tables(results: dict[str, dict[str, Any]]) -> str:
+  lines = []
+  for label in next(iter(results.values())).keys():
+    lines += [f"**{label}**", "", "| model | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+              "|---|" + "---|" * len(COLUMNS)]
+    gray = None
+    for name, res in results.items():
+      rows = res[label]
+      lines.append(f"| {name} | {_row(rows['model'])} |")
+      gray = rows["grayscale (ab = 0)"]
+    lines.append(f"| grayscale (ab = 0) | {_row(gray)} |")
+    lines.append(f"| ground truth | inf | 1 | 100 | {gray['colorfulness_gt']:.2f} | 0 | 0 |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def model_card(name: str, card: dict[str, Any], table: str) -> str:
+  c = card
+  return f"""# jaxcolor reference colorizer: `{name}`
+
+{reference.MODELS[name]}.
+
+    python -m jaxcolor.colorize photo.jpg --model={name}            # full resolution, into ./colorized
+    python -m jaxcolor.evaluate --model={name} --dataset=kodak24 --size=256 --out=/tmp/eval_{name}
+
+## Training
+- Recipe: `configs/{c['recipe']}` (model `{c['model']}`, features {c['features']}, {c['params_m']:.2f}M parameters;
+  head `{c['head']}`, loss `{c['loss']}`{c['head_note']}).
+- Data: {c['data']}; {c['image_size']} px random resized crops (area 25-100%) and flips; grayscale photos removed.
+- Steps: {c['step']} x batch {c['batch']} = {c['images']:,} images; Adam, learning rate {c['learning_rate']} with {c['warmup_steps']}
+  warm-up steps and cosine decay.
+- Wall time: {c['wall_minutes']:.0f} min on {c['hardware']}, {c['budget_note']}
+- Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
+  photo's resolution and joined with the photo's own L (every detail of the input's lightness is kept).
+
+## Metrics
+Held-out photos only (none of them was trained on); the model sees each photo at {c['inference_size']} px, metrics at
+the size named. Grayscale (ab = 0) is the do-nothing baseline. `python -m experiments.reference_colorizers.release`.
+
+{table}
+Release check (tests/test_reference.py replays it on every install): Kodak {', '.join(c['release_check']['photos'])}
+at full resolution through `colorize`: PSNR {c['release_check']['psnr']:.3f} dB, AuC {c['release_check']['auc']:.3f} %.
+
+## Learning curves
+![learning curves](curves.png)
+
+In-training evaluation on 256 held-out photos_256 photos at 64 px (both models; thin lines: grayscale baseline, ground truth).
+
+## Samples
+![Kodak samples](samples.jpg)
+
+L input | accurate | vivid | ground truth, Kodak24 (full-resolution outputs, shown at 192 px).
+
+## Limits
+Trained for {c['wall_minutes']:.0f} minutes on a 2-core CPU from random initialization on 35k small photos: it knows skies,
+vegetation, water and skin tones, and leaves objects whose color it cannot infer from lightness and context muted
+(accurate) or in plausible but arbitrary hues (vivid). Photos of the kinds it never saw (paintings, scans with
+heavy grain or sepia toning) get weaker results. Weights: `variables.npz` (numpy, no pickle), with the run's
+`config.json`, `bins.npz` and `prior.npz`.
+"""
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--accurate", required=True, help="workdir trained with configs/reference_accurate.py")
+  p.add_argument("--vivid", required=True, help="workdir trained with configs/reference_vivid.py")
+  p.add_argument("--data_dir", default="/tmp/jaxcolor_tfds")
+  p.add_argument("--shared", default=str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"))
+  p.add_argument("--budget_note", default="")
+  p.add_argument("--out_dir", default=str(HERE), help="results, figures (default: this folder)")
+  p.add_argument("--package_root", default=None, help="where models are exported (default: the package)")
+  p.add_argument("--max_batches", type=int, default=0, help="per eval set; 0: all (smoke runs: 1)")
+  a = p.parse_args()
+  out_dir = pathlib.Path(a.out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  runs = {"accurate": a.accurate, "vivid": a.vivid}
+  recipes = {"accurate": "reference_accurate.py", "vivid": "reference_vivid.py"}
+  results = {name: evaluate_all(wd, a.data_dir, pathlib.Path(wd) / "release_eval", a.max_batches)
+             for name, wd in runs.items()}
+  run_curves = {name: curves(wd) for name, wd in runs.items()}
+  table = tables(results)
+  (out_dir / "results.md").write_text(table)
+  (out_dir / "results.json").write_text(json.dumps({"results": results, "curves": run_curves}, indent=1))
+  plot_curves(run_curves, out_dir / "curves.png")
+  kodak = pathlib.Path(a.shared) / "eval" / "kodak24"
+  colorizers = {name: inference.Colorizer(wd) for name, wd in runs.items()}
+  sample_sheet(colorizers, kodak, out_dir / "figure.jpg")
+  photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in RELEASE_PHOTOS]
+  for name, wd in runs.items():
+    cfg = colorizers[name].config
+    import jax
+    n_params = sum(x.size for x in jax.tree.leaves(colorizers[name].variables["params"]))
+    card = dict(
+        recipe=recipes[name], model=cfg.model, features=list(cfg.model_kwargs.features), params_m=n_params / 1e6,
+        head=cfg.head, loss=cfg.loss,
+        head_note=(f"; 313 bins, rebalanced (lambda {cfg.rebalance_lambda}), {cfg.decoding} decoding at "
+                   f"T = {cfg.temperature}" if cfg.head == "classification" else ""),
+        data=(f"{cfg.dataset} (4.5k diverse photos) mixed with "
+              + ", ".join(f"{d} ({w:.0%})" for d, w in cfg.get("mix_datasets") or ())),
+        image_size=cfg.image_size, inference_size=cfg.get("inference_size") or cfg.image_size, batch=cfg.batch_size,
+        images=colorizers[name].step * cfg.batch_size, learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps, wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
+        budget_note=a.budget_note or "one run.", metrics=results[name],
+        release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))
+    folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root)
+    card["step"] = colorizers[name].step
+    (folder / reference.CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (folder / "MODEL_CARD.md").write_text(model_card(name, card, table))
+    (folder / "curves.png").write_bytes((out_dir / "curves.png").read_bytes())
+    (folder / "samples.jpg").write_bytes((out_dir / "figure.jpg").read_bytes())
+    print(f"{name}: {folder} (step {card['step']}, release check {card['release_check']})")
+  print(table)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,139 @@
+"""jaxcolor.reference: the shipped models (a release regression test against their cards), export and loading
+without pickle, colorize / evaluate with no workdir, and fine-tuning from a shipped model (config.init_from)."""
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import builders, colorize, evaluate, inference, reference, train
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+  sys.path.insert(0, str(REPO))
+
+from configs import reference_accurate, reference_vivid  # noqa: E402
+
+
+# --- the release: every shipped model loads, and colorizes Kodak photos as its card says --------------------
+
+@pytest.mark.parametrize("name", sorted(reference.MODELS))
+def test_shipped_model_is_installed_small_and_pickle_free(name):
+  folder = reference.root() / name
+  assert (folder / reference.VARIABLES_FILE).stat().st_size <= 20 * 2**20
+  for f in ("config.json", "MODEL_CARD.md", reference.CARD_FILE):
+    assert (folder / f).is_file(), f"{name}: {f} missing"
+  model = reference.load(name)  # np.load(..., allow_pickle=False) throughout
+  config = reference_accurate.get_config() if name == "accurate" else reference_vivid.get_config()
+  assert model.config["model"] == config.model and model.config["head"] == config.head
+  expected = builders.build_model(config, 313 if config.head == "classification" else 2)
+  shapes = jax.eval_shape(lambda: expected.init(jax.random.key(0), np.zeros((1, 64, 64, 1)), train=False))
+  reference.check_same_structure(model.variables, shapes, name)
+
+
+@pytest.mark.parametrize("name", sorted(reference.MODELS))
+def test_shipped_model_matches_its_card_on_kodak(name, shared_data):
+  """Metrics of the released weights on the card's Kodak photos, as colorize computes them, within 0.05."""
+  card = reference.load(name).card
+  check = card["release_check"]
+  run = inference.Colorizer.reference(name)
+  photos = [np.asarray(Image.open(shared_data / "eval" / "kodak24" / f).convert("RGB")) for f in check["photos"]]
+  got = reference.release_metrics(run, photos)
+  for key in ("psnr", "auc"):
+    assert abs(got[key] - check[key]) <= 0.05, f"{name}: {key} {got[key]:.4f}, card says {check[key]:.4f}"
+
+
+def test_default_and_unknown_names():
+  assert reference.DEFAULT in reference.MODELS
+  with pytest.raises(ValueError, match="choose one of: accurate, vivid"):
+    reference.load("nope")
+
+
+# --- export / load round trip on a tiny run -------------------------------------------------------------------
+
+@pytest.fixture()
+def exported(tiny_run_dir, tmp_path, monkeypatch):
+  root = tmp_path / "reference_models"
+  folder = reference.export(str(tiny_run_dir), "vivid", out_root=root, card={"note": "test"})
+  monkeypatch.setattr(reference, "root", lambda: root)
+  return folder
+
+
+def test_export_round_trip_loads_the_same_variables(tiny_run_dir, exported):
+  from jaxcolor import checkpoint
+  state, _, step = checkpoint.Checkpointer(tiny_run_dir, read_only=True).restore(None)
+  loaded = reference.load("vivid")
+  assert loaded.step == step and loaded.card["note"] == "test"
+  want = jax.tree.leaves({"params": state["params"], "batch_stats": state["batch_stats"]})
+  got = jax.tree.leaves(loaded.variables)
+  assert len(want) == len(got) and all(np.array_equal(a, b) for a, b in zip(want, got))
+  with pytest.raises(FileExistsError, match="overwrite"):
+    reference.export(str(tiny_run_dir), "vivid", out_root=exported.parent)
+
+
+def test_variables_file_is_not_unpickled(tmp_path):
+  bad = tmp_path / "variables.npz"
+  np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+  with pytest.raises(ValueError, match="not a jaxcolor variables file"):
+    reference.load_variables(bad)
+
+
+def test_colorize_without_workdir_uses_the_default_model(exported, shared_data, tmp_path, monkeypatch):
+  monkeypatch.setattr(reference, "DEFAULT", "vivid")
+  photo = sorted((shared_data / "eval" / "kodak24").glob("*.png"))[0]
+  out = tmp_path / "out"
+  assert colorize.main([str(photo), f"--out={out}"]) == 0
+  assert Image.open(out / f"{photo.stem}.png").size == Image.open(photo).size
+  assert colorize.main([str(photo), f"--out={out}", "--model=vivid", "--overwrite"]) == 0
+  with pytest.raises(SystemExit):
+    colorize.main([str(photo), f"--out={out}", "--model=vivid", "--workdir=x"])
+
+
+def test_evaluate_a_reference_model_at_another_size(exported, shared_data, tmp_path):
+  rows = evaluate.evaluate_run("vivid", "kodak24", data_dir=str(tmp_path / "tfds"), size=64, model_size=32,
+                               batch_size=4, max_batches=1)
+  assert rows["model"]["num_examples"] == 4 and "grayscale (ab = 0)" in rows
+  out = tmp_path / "eval"
+  assert evaluate.main(["--model=vivid", "--dataset=kodak24", f"--data_dir={tmp_path / 'tfds'}", "--size=64",
+                        "--max_batches=1", "--batch_size=4", f"--out={out}"]) == 0
+  assert json.loads((out / "kodak24.json").read_text())["model"]["num_examples"] == 4
+
+
+# --- fine-tuning from a shipped model ------------------------------------------------------------------------
+
+def _tiny_config(tiny_run_dir):
+  from jaxcolor import checkpoint
+  import ml_collections
+  c = ml_collections.ConfigDict(checkpoint.load_run_artifacts(tiny_run_dir).config)
+  return c
+
+
+def test_init_from_starts_from_the_given_weights(exported, tiny_run_dir, tmp_path):
+  config = _tiny_config(tiny_run_dir)
+  config.init_from = "vivid"
+  builders.check_config(config)
+  trainer = train.Trainer(config, str(tmp_path / "run"))
+  state = trainer.init_from(trainer.init_state())
+  want = reference.load("vivid").variables
+  for a, b in zip(jax.tree.leaves(want["params"]), jax.tree.leaves(state.params)):
+    np.testing.assert_array_equal(a, np.asarray(b))
+  np.testing.assert_array_equal(trainer.prior, reference.load("vivid").prior)  # the shipped rebalancing
+
+
+def test_init_from_a_different_model_fails_naming_the_paths(exported, tiny_run_dir, tmp_path):
+  config = _tiny_config(tiny_run_dir)
+  config.init_from = "vivid"
+  config.model_kwargs.features = tuple(2 * f for f in config.model_kwargs.features)
+  trainer = train.Trainer(config, str(tmp_path / "run"))
+  with pytest.raises(ValueError, match=r"does not fit this config's model: .*shape \(16,\) in vivid, \(32,\) here"):
+    trainer.init_from(trainer.init_state())
+
+
+def test_init_from_unknown_fails_before_compilation(tiny_run_dir, tmp_path):
+  config = _tiny_config(tiny_run_dir)
+  config.init_from = str(tmp_path / "nowhere")
+  with pytest.raises(ValueError, match="neither a reference model \\(accurate, vivid\\) nor a run directory"):
+    builders.check_config(config)
