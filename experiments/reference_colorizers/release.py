@@ -31,6 +31,9 @@ COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 4), ("auc", "AuC %", 2), ("c
 RELEASE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim14.png")  # the tests replay these
 FIGURE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim07.png", "kodim14.png", "kodim17.png",
                  "kodim20.png", "kodim23.png")
+# Facts of the shipped runs that their configs do not show.
+NOTES = {"accurate": "This run started before the regression head was initialized at zero (its head began from "
+                     "random weights, like every regression model then); a re-run of the recipe starts at gray."}
 CURVE_METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"), ("colorfulness", "colorfulness"))
 
 
@@ -166,7 +169,7 @@ def model_card(name: str, card: dict[str, Any], table: str) -> str:
 - Steps: {c['step']} x batch {c['batch']} = {c['images']:,} images; Adam, learning rate {c['learning_rate']} with {c['warmup_steps']}
   warm-up steps and cosine decay.
 - Wall time: {c['wall_minutes']:.0f} min on {c['hardware']}, {c['budget_note']}
-- Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
+{('- Note: ' + NOTES[name] + chr(10)) if name in NOTES else ''}- Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
   photo's resolution and joined with the photo's own L (every detail of the input's lightness is kept).
 
 ## Metrics
