@@ -102,6 +102,13 @@ def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
   return nested
 
 
+def _plain_tree(tree: Any) -> Any:
+  """Nested plain dicts of the leaves as they are (arrays or jax.ShapeDtypeStruct), for shape comparisons."""
+  if isinstance(tree, Mapping):
+    return {str(k): _plain_tree(v) for k, v in tree.items()}
+  return tree if hasattr(tree, "shape") else np.asarray(tree)
+
+
 def _to_plain(tree: Any) -> Any:
   if isinstance(tree, Mapping):
     return {str(k): _to_plain(v) for k, v in tree.items()}
@@ -133,8 +140,8 @@ def load_init_variables(source: str) -> dict[str, Any]:
 def check_same_structure(loaded: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
   """Raises ValueError listing the first paths whose presence or shape differ between two variable trees."""
   from flax import traverse_util
-  a = {k: np.shape(v) for k, v in traverse_util.flatten_dict(_to_plain(loaded), sep=_SEP).items()}
-  b = {k: np.shape(v) for k, v in traverse_util.flatten_dict(_to_plain(expected), sep=_SEP).items()}
+  shapes = lambda tree: {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(_plain_tree(tree), sep=_SEP).items()}
+  a, b = shapes(loaded), shapes(expected)
   problems = [f"{k}: missing in {source}" for k in sorted(set(b) - set(a))]
   problems += [f"{k}: not in this model" for k in sorted(set(a) - set(b))]
   problems += [f"{k}: shape {a[k]} in {source}, {b[k]} here" for k in sorted(set(a) & set(b)) if a[k] != b[k]]

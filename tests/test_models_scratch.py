@@ -166,9 +166,10 @@ def test_autoencoder_rgb_target_in_unit_interval():
   variables = jax.jit(functools.partial(model.init, train=False))(_key(5), l)
   apply = jax.jit(functools.partial(model.apply, train=False))
   outs = []
+  noise = jax.random.normal(_key(6), variables["params"]["head"]["proj"]["kernel"].shape)
   for factor in (1.0, 1e3, -1e3):  # a blown-up (and sign-flipped) output projection saturates the sigmoid
-    scaled = jax.tree_util.tree_map_with_path(
-        lambda path, x: x * factor if "head" in jax.tree_util.keystr(path) else x, variables)
+    scaled = jax.tree_util.tree_map_with_path(  # the projection starts at zero: give it weights first
+        lambda path, x: noise * factor if "head" in jax.tree_util.keystr(path) and x.ndim == 4 else x, variables)
     outs.append(np.asarray(apply(scaled, l)))
   assert outs[0].shape == (2, side, side, 3) and outs[0].dtype == np.float32
   out = np.stack(outs)
@@ -197,6 +198,11 @@ def test_output_head_float32_outputs(head, channels, activation):
   x = jax.random.normal(jax.random.key(0), (1, 4, 4, 8), dtype=jnp.bfloat16) * 10
   y, variables = head_module.init_with_output(jax.random.key(1), x)
   assert y.dtype == jnp.float32
+  if head == "regression":  # it starts at zero (gray): give the projection weights to see the squashing
+    kernel = variables["params"]["proj"]["kernel"]
+    variables = {"params": {**variables["params"], "proj": {
+        **variables["params"]["proj"], "kernel": jax.random.normal(jax.random.key(2), kernel.shape)}}}
+    y = head_module.apply(variables, x)
   assert variables["params"]["proj"]["kernel"].dtype == jnp.float32
   assert y.shape == (1, 4, 4, 7 if head == "classification" else channels)
   y = np.asarray(y)

@@ -220,8 +220,10 @@ def test_nan_loss_stops_before_saving_a_bad_state(data_dir, tmp_path, monkeypatc
 
 def test_huge_learning_rate_raises_and_keeps_a_finite_checkpoint(data_dir, tmp_path, no_eval):
   """Real divergence: SGD at lr 1e36, a checkpoint every step; step 1's update stays finite (huge), step 2's
-  loss overflows."""
-  cfg = _config(data_dir, optimizer="sgd", momentum=0.0, learning_rate=1e36, checkpoint_every=1)
+  loss overflows. (Classification: a regression head, which starts at zero and ends in a tanh, saturates to a
+  bounded loss instead of overflowing.)"""
+  cfg = _config(data_dir, optimizer="sgd", momentum=0.0, learning_rate=1e36, checkpoint_every=1,
+                head="classification", loss="cross_entropy")
   with pytest.raises(train.NonFiniteLossError,
                      match=r"loss became NaN or Inf at or before step 2\b.*from step 1\b"):
     train.train_and_evaluate(cfg, tmp_path / "wd")
