@@ -90,7 +90,8 @@ def markdown(rows: dict[str, dict[str, float]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", default=None, help="a training run directory")
-  p.add_argument("--model", default=None, choices=sorted(reference.MODELS), help="a reference model shipped with jaxcolor")
+  p.add_argument("--model", default=None, choices=sorted(reference.MODELS),
+                 help="a reference model shipped with jaxcolor")
   p.add_argument("--dataset", required=True, help="registered name, tfds:<name> or folder:<path>")
   p.add_argument("--data_dir", default="~/tensorflow_datasets")
   p.add_argument("--split", default=None)
@@ -117,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{json_path} exists; pass --overwrite to replace it", file=sys.stderr)
     return 1
   rows = evaluate_run(source, args.dataset, data_dir=str(pathlib.Path(args.data_dir).expanduser()),
-                      step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size, split=args.split,
-                      decodings=args.decodings, max_batches=args.max_batches)
+                      step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size,
+                      split=args.split, decodings=args.decodings, max_batches=args.max_batches)
   table = markdown(rows)
   print(table)
   out.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,11 @@ class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or Inf; the last checkpoint saved before it is left as the newest."""
 
 
+def _check_same_bins(source: str, saved, bins) -> None:
+  if saved.num_bins != bins.num_bins or not np.allclose(saved.centers, bins.centers):
+    raise ValueError(f"{source}: its {saved.num_bins} ab bins differ from the config's {bins.num_bins}")
+
+
 def _prepare_prior(config, workdir: pathlib.Path, bins):
   """The run's ab prior: the one saved with the run, else config.prior_path, else estimated from data."""
   if bins is None or not config.rebalance:
@@ -38,9 +43,7 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
   if config.prior_path:
     from jaxcolor import prior as prior_lib
     p, saved_bins = prior_lib.load_prior(config.prior_path)
-    if saved_bins.num_bins != bins.num_bins or not np.allclose(saved_bins.centers, bins.centers):
-      raise ValueError(f"{config.prior_path}: its {saved_bins.num_bins} bins differ from the config's "
-                       f"{bins.num_bins}")
+    _check_same_bins(config.prior_path, saved_bins, bins)
     return np.asarray(p)
   if config.init_from:  # fine-tuning keeps the rebalancing the model was trained with
     from jaxcolor import checkpoint as ckpt_lib
@@ -48,9 +51,7 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
     source = reference.init_source(config.init_from)
     arts = ckpt_lib.load_run_artifacts(source)
     if arts.prior is not None:
-      if arts.bins.num_bins != bins.num_bins or not np.allclose(arts.bins.centers, bins.centers):
-        raise ValueError(f"config.init_from={config.init_from!r}: its {arts.bins.num_bins} ab bins differ from "
-                         f"the config's {bins.num_bins}")
+      _check_same_bins(f"config.init_from={config.init_from!r}", arts.bins, bins)
       return arts.prior
   t = time.time()
   batches = input_pipeline.train_dataset(config).as_numpy_iterator()
