@@ -265,6 +265,15 @@ class RunArtifacts(NamedTuple):
   prior: np.ndarray | None
 
 
+def restore_variables(workdir: str | os.PathLike, step: int | None = None) -> tuple[dict[str, Any], int]:
+  """A run's model variables {"params", "batch_stats"} from checkpoint `step` (default: newest), and that step.
+
+  For inference, export and fine-tuning, which need the model but not the optimizer state; read-only.
+  """
+  state, _, saved_step = Checkpointer(workdir, read_only=True).restore(None, step=step)
+  return {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}, saved_step
+
+
 def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
                        bins: quantize.ABBins | None = None, prior: Any = None, *,
                        overwrite: bool = False, may_differ: tuple[str, ...] = ()) -> None:

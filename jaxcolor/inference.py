@@ -37,8 +37,7 @@ class Colorizer:
                temperature: float | None = None, decoding: str | None = None):
     from jaxcolor import checkpoint
     arts = checkpoint.load_run_artifacts(workdir)
-    state, _, self.step = checkpoint.Checkpointer(workdir, read_only=True).restore(None, step=step)
-    variables = {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}
+    variables, self.step = checkpoint.restore_variables(workdir, step)
     self.source = str(workdir)
     self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding)
 

@@ -78,9 +78,9 @@ def load(name: str) -> ReferenceModel:
 
 
 def save_variables(path: str | pathlib.Path, variables: Mapping[str, Any]) -> None:
-  """{"params": ..., "batch_stats": ...} -> one .npz of float32 arrays keyed by their '/'-joined paths."""
+  """{"params": ..., "batch_stats": ...} -> one compressed .npz of the arrays, keyed by their '/'-joined paths."""
   from flax import traverse_util
-  flat = traverse_util.flatten_dict(_to_plain(variables), sep=_SEP)
+  flat = traverse_util.flatten_dict(_plain_tree(variables), sep=_SEP)
   if not flat:
     raise ValueError("no variables to save")
   with open(path, "wb") as f:
@@ -103,16 +103,10 @@ def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
 
 
 def _plain_tree(tree: Any) -> Any:
-  """Nested plain dicts of the leaves as they are (arrays or jax.ShapeDtypeStruct), for shape comparisons."""
+  """Nested plain dicts (flax FrozenDicts, Orbax dicts) with the leaves as they are (arrays, ShapeDtypeStruct)."""
   if isinstance(tree, Mapping):
     return {str(k): _plain_tree(v) for k, v in tree.items()}
   return tree if hasattr(tree, "shape") else np.asarray(tree)
-
-
-def _to_plain(tree: Any) -> Any:
-  if isinstance(tree, Mapping):
-    return {str(k): _to_plain(v) for k, v in tree.items()}
-  return np.asarray(tree)
 
 
 def init_source(source: str) -> pathlib.Path:
@@ -132,9 +126,7 @@ def load_init_variables(source: str) -> dict[str, Any]:
   if source in MODELS:
     return load(source).variables
   from jaxcolor import checkpoint
-  path = init_source(source)
-  state, _, _ = checkpoint.Checkpointer(path, read_only=True).restore(None)
-  return {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}
+  return checkpoint.restore_variables(init_source(source))[0]
 
 
 def check_same_structure(loaded: Mapping[str, Any], expected: Mapping[str, Any], source: str) -> None:
@@ -177,10 +169,10 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
   if (folder / VARIABLES_FILE).exists() and not overwrite:
     raise FileExistsError(f"{folder / VARIABLES_FILE} exists; pass overwrite=True (--overwrite) to replace it")
   arts = checkpoint.load_run_artifacts(workdir)
-  state, _, saved_step = checkpoint.Checkpointer(workdir, read_only=True).restore(None, step=step)
+  variables, saved_step = checkpoint.restore_variables(workdir, step)
   folder.mkdir(parents=True, exist_ok=True)
   checkpoint.save_run_artifacts(folder, arts.config, arts.bins, arts.prior, overwrite=True)
-  save_variables(folder / VARIABLES_FILE, {"params": state["params"], "batch_stats": state.get("batch_stats") or {}})
+  save_variables(folder / VARIABLES_FILE, variables)
   info = dict(card or {})
   info["step"] = int(saved_step)
   (folder / CARD_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

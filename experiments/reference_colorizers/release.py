@@ -242,8 +242,7 @@ def main() -> None:
         budget_note=a.budget_note or "one run.", metrics=results[name],
         release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))
     folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root)
-    card["step"] = colorizers[name].step
-    (folder / reference.CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    card["step"] = colorizers[name].step  # what export recorded in card.json
     (folder / "MODEL_CARD.md").write_text(model_card(name, card, table))
     (folder / "curves.png").write_bytes((out_dir / "curves.png").read_bytes())
     (folder / "samples.jpg").write_bytes((out_dir / "figure.jpg").read_bytes())
