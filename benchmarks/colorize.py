@@ -1,6 +1,6 @@
 """End-to-end colorization throughput: photos on disk -> colorized PNGs (decode, model, upsample, encode).
 
-    python benchmarks/colorize.py [--photos ../shared/data/eval/kodak24] [--models eccv16,unet]
+    python benchmarks/colorize.py [--photos $JAXCOLOR_DATA/eval/kodak24] [--models eccv16,unet]
 
 Each model runs at its default input size with random weights (speed does not depend on training), on the
 500x500 Kodak24 photos ("same" sizes) and on crops of them to 24 distinct sizes between 300 and 500 px a side
@@ -28,7 +28,8 @@ from jaxcolor import builders, colorize, models  # noqa: E402
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--photos", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared/data/eval/kodak24"))
+  data_root = os.environ.get("JAXCOLOR_DATA", str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+  p.add_argument("--photos", default=os.path.join(data_root, "eval", "kodak24"))
   p.add_argument("--models", default="eccv16,unet")
   p.add_argument("--batch_sizes", default="1,8")
   p.add_argument("--sizes", default="same,mixed")

@@ -5,7 +5,7 @@ augmentation (random resized crop + flip), optionally also with rotation and zoo
 datasets are built into --data_dir on first use (not timed). Host only: uint8 numpy batches as
 the trainer receives them before the device transfer.
 
-  python benchmarks/input_pipeline.py [--shared_data ../shared/data] [--data_dir DIR] [--seconds 20]
+  python benchmarks/input_pipeline.py [--shared_data $JAXCOLOR_DATA] [--data_dir DIR] [--seconds 20]
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def measure(config: ml_collections.ConfigDict, seconds: float, warmup_batches: i
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--shared_data", default=str(REPO.parent / "shared" / "data"))
+  p.add_argument("--shared_data", default=os.environ.get("JAXCOLOR_DATA", str(REPO.parent / "shared" / "data")),
+                 help="data root holding tiny-imagenet-64/ and photos-256/ (default: $JAXCOLOR_DATA, else ../shared/data)")
   p.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--with_rotation", action="store_true", help="also time rotation + zoom")

@@ -1,14 +1,14 @@
 """Seed 003's AE-LAB autoencoder (sec. 5): L -> ab / 110 with tanh, no skips, L2 loss, lr halved on plateaus.
 
-    python -m jaxcolor.main --config=configs/autoencoder_lab.py --workdir=/tmp/autoencoder_lab --config.data_dir=/tmp/tfds
-    python -m jaxcolor.main --config=configs/autoencoder_lab.py:local --workdir=/tmp/autoencoder_lab_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/autoencoder_lab.py --workdir=runs/autoencoder_lab
+    python -m jaxcolor.main --config=configs/autoencoder_lab.py:local --workdir=runs/autoencoder_lab_local  # CPU smoke run
 
 Seed 003: eight conv layers down (4 stride-2 blocks here) and conv + UpSampling2D layers up, ReLU, tanh on ab
 normalized to (-1, 1), loss = mean squared error of ab, a ReduceLROnPlateau callback on the loss that cuts the
 lr "by a factor of 2-10" (0.5 here) after `patience` epochs without improvement, on 256x256 photos with random
 rotations, flips and zooms. Adam at 1e-3 (the seed's choice in sec. 6.2), batch 32, a plateau check over 150
 steps (about an epoch of 4.7k photos), patience 5, the augmentation strengths and 20k steps are our choices.
-Data: ../shared/data/photos-256 in place of Visual Genome. `configs/autoencoder_rgb.py` is the RGB twin.
+Data: COCO 2017 in place of Visual Genome (`default.seed003_data`). `configs/autoencoder_rgb.py` is the RGB twin.
 """
 from configs import default
 

@@ -1,14 +1,14 @@
 """Baseline CNN of seed 003 (sec. 4): strided-conv encoder, transposed-conv decoder, L2 on ab at 224x224.
 
-    python -m jaxcolor.main --config=configs/cnn_baseline.py --workdir=/tmp/cnn_baseline --config.data_dir=/tmp/tfds
-    python -m jaxcolor.main --config=configs/cnn_baseline.py:local --workdir=/tmp/cnn_baseline_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/cnn_baseline.py --workdir=runs/cnn_baseline
+    python -m jaxcolor.main --config=configs/cnn_baseline.py:local --workdir=runs/cnn_baseline_local  # CPU smoke run
 
 Seed 003 ("Automated Colorization Of Grayscale Images Using Deep Learning Techniques") benchmarks its other
 models against this one: 224x224 inputs, BatchNorm instead of conv biases, ReLU, tanh output, transposed convs
 (64-128-256-512 and back), trained with L2 (reporting L2 and MAE) on 1.6k-16.6k Visual Genome photos for
 500-1000 epochs, with random rotations, flips and zooms. Adam at 1e-3 is the optimizer the seed settles on
 (sec. 6.2; sec. 4 names none); the batch of 32, the augmentation strengths (10 degrees, 20% zoom) and 20k steps
-are our choices. Data: ../shared/data/photos-256 in place of Visual Genome.
+are our choices. Data: COCO 2017 in place of Visual Genome (`default.seed003_data`).
 """
 from configs import default
 

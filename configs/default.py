@@ -1,6 +1,6 @@
 """Defaults shared by every config; each system's file imports this and overrides a few fields.
 
-    python -m jaxcolor.main --config=configs/default.py --workdir=/tmp/jaxcolor_default
+    python -m jaxcolor.main --config=configs/default.py --workdir=runs/jaxcolor_default
 
 Field groups: model, task (head, loss, ab bins, rebalancing, decoding), data (see the docstring of
 `jaxcolor.input_pipeline`), optimizer (see `jaxcolor.optim`), loop (logging, eval, checkpoints).
@@ -16,6 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"  # or "bfloat16": activations; parameters stay float32
   c.pretrained = ml_collections.ConfigDict()  # encoder name -> local Keras .h5 file (pretrained models)
   c.init_from = ""  # start from a reference model ("vivid", "accurate") or a run's workdir (fine-tuning)
+  c.init_from_exclude = ()  # variable paths kept at their fresh init, e.g. ("params/head",): another head's body
   c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
 
   # Task: what is predicted and how it is scored.
@@ -82,8 +83,9 @@ def get_config() -> ml_collections.ConfigDict:
 
 def seed003_data(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Seed 003's data recipe, shared by its systems: whole photos (no random crop) with flips, rotations
-  up to 10 degrees and zooms up to 20%; ../shared/data/photos-256 stands in for Visual Genome."""
-  c.dataset = "photos_256"
+  up to 10 degrees and zooms up to 20%. Visual Genome is not in TFDS; its photos are mostly COCO's, so COCO 2017
+  (`coco/2017`, a TFDS download) stands in."""
+  c.dataset = "coco/2017"
   c.augment.random_resized_crop = False
   c.augment.flip = True
   c.augment.rotation_degrees = 10.0

@@ -1,14 +1,14 @@
 """Zhang, Isola and Efros, "Colorful Image Colorization" (ECCV 2016): 313-bin classification, as trained.
 
-    python -m jaxcolor.main --config=configs/eccv16.py --workdir=/tmp/eccv16 --config.dataset=tfds:imagenet2012
-    python -m jaxcolor.main --config=configs/eccv16.py:local --workdir=/tmp/eccv16_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/eccv16.py --workdir=runs/eccv16
+    python -m jaxcolor.main --config=configs/eccv16.py:local --workdir=runs/eccv16_local  # CPU smoke run
 
-Training as in /work/shared/notes/colorization-facts.md: Adam lr 3e-5, betas (0.9, 0.99), weight decay 1e-3
+Training as in the paper (docs/zhang2016.md): Adam lr 3e-5, betas (0.9, 0.99), weight decay 1e-3
 (Caffe's, added to the gradient: optimizer "adam" with weight_decay is L2 regularization), batch 40, 176x176
 crops (a 176 crop of a 256 photo is ~47% of its area), ~450k iterations on ImageNet; cross-entropy over the 313
 in-gamut bins with soft targets (5 neighbours, sigma 5) at 1/4 resolution, class rebalancing (lambda 0.5), and
-annealed-mean decoding at T = 0.38. Evaluation runs at 256 (the ImageNet protocol). The default data is
-../shared/data/photos-256; ImageNet needs its manual TFDS download (command above).
+annealed-mean decoding at T = 0.38. Evaluation runs at 256 (the ImageNet protocol). The data is the paper's,
+ImageNet (`imagenet2012`), which TFDS builds from a manual download (README, "Datasets").
 """
 from configs import default
 
@@ -28,7 +28,7 @@ def get_config(variant: str = ""):
   c.rebalance_lambda = 0.5
   c.decoding = "annealed_mean"
   c.temperature = 0.38
-  c.dataset = "photos_256"
+  c.dataset = "imagenet2012"  # manual download: README, "Datasets"
   c.image_size = 176
   c.eval_image_size = 256
   c.batch_size = 40

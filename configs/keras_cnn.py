@@ -1,7 +1,7 @@
 """Seed 001's Keras colorization network ("Deep Learning Final Project - Image Colorization"): L -> ab at 256x256.
 
-    python -m jaxcolor.main --config=configs/keras_cnn.py --workdir=/tmp/keras_cnn --config.data_dir=/tmp/tfds
-    python -m jaxcolor.main --config=configs/keras_cnn.py:local --workdir=/tmp/keras_cnn_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/keras_cnn.py --workdir=runs/keras_cnn
+    python -m jaxcolor.main --config=configs/keras_cnn.py:local --workdir=runs/keras_cnn_local  # CPU smoke run
 
 Model: `autoencoder` (target "lab"), not `cnn_baseline`. Seed 001 describes a Keras Sequential stack of Conv2D
 layers as an encoder that "condenses data into lower dimensions" and a decoder that reverses it, "to bring it
@@ -12,7 +12,8 @@ Seed 001 resizes its photos to 256x256 (no crops or augmentation mentioned), tra
 minimizes a reconstruction error of ab (MSE, `l2` here). It gives no optimizer, batch or epoch count: Adam at
 Keras' default lr 1e-3 and batch 32 (Keras' `fit` default) are our choices, and the model keeps its BatchNorm
 (`--config.model_kwargs.use_bn=False` for a plain Conv2D stack as the seed's Keras model probably had).
-Data: the 4.7k photos of ../shared/data/photos-256 (close to the seed's 5,000 Kaggle landscapes).
+Data: the seed's 5,000 Kaggle photos are not public by name; Places365 at 256 px (`places365_small`, a TFDS
+download) stands in; `--config.dataset=folder:PATH` trains on a photo folder of your own.
 """
 from configs import default
 
@@ -25,7 +26,7 @@ def get_config(variant: str = ""):
   c.model_kwargs.features = (64, 128, 256, 512)
   c.head = "regression"
   c.loss = "l2"
-  c.dataset = "photos_256"
+  c.dataset = "places365_small"  # stands in for the seed's ~5,000 Kaggle photos
   c.image_size = 256
   c.batch_size = 32
   # Whole photo resized to 256 (a random square crop of the short side), no flips: the seed only resizes.

@@ -1,8 +1,8 @@
 """Seed 003's final model (sec. 6.2, after Deep Koalarization): local conv encoder + Inception-ResNet-v2 embedding.
 
-    python -m jaxcolor.main --config=configs/koalarization.py --workdir=/tmp/koalarization \
+    python -m jaxcolor.main --config=configs/koalarization.py --workdir=runs/koalarization \
         --config.pretrained.inception=/path/to/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5
-    python -m jaxcolor.main --config=configs/koalarization.py:local --workdir=/tmp/koalarization_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/koalarization.py:local --workdir=runs/koalarization_local  # CPU smoke run
 
 Seed 003 (sec. 6.2): Adam at lr 1e-3, betas (0.9, 0.999); ReduceLROnPlateau cutting the lr by 0.1 when the loss
 plateaus; L2 loss (it "learned a wide spectrum of colors quickly"); BatchNorm, He-normal init, no dropout; batch
@@ -12,7 +12,7 @@ random rotations, flips and zooms. The batch is 96 here, not 100, so it splits o
 is Keras' default (the seed gives none); augmentation strengths and 15k steps (~100 epochs) are our choices.
 The Inception-ResNet-v2 branch sees the grey image resized to 299 (`embed_size`). `config.pretrained.inception`
 (the model's one encoder) is empty by default: random init; pass the local Keras notop .h5 file as above.
-Data: ../shared/data/photos-256 in place of Visual Genome.
+Data: COCO 2017 in place of Visual Genome (`default.seed003_data`).
 The local variant: tiny widths, one block per Inception-ResNet stage, and embed_size 75, the smallest input
 Inception-ResNet-v2's valid-padded stem accepts; the local branch runs on 32x32 (a multiple of 8).
 """

@@ -1,8 +1,7 @@
 """Reference colorizer `accurate`: U-Net regression of ab with an L1 loss, sized for a 2-core CPU.
 
-    python -m jaxcolor.main --config=configs/reference_accurate.py --workdir=runs/reference_accurate \
-        --config.data_dir=/tmp/jaxcolor_tfds
-    python -m jaxcolor.main --config=configs/reference_accurate.py:local --workdir=/tmp/ref_acc_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/reference_accurate.py --workdir=runs/reference_accurate  # photos under $JAXCOLOR_DATA
+    python -m jaxcolor.main --config=configs/reference_accurate.py:local --workdir=runs/ref_acc_local  # CPU smoke run
 
 The model shipped as `python -m jaxcolor.colorize photo.jpg --model=accurate` (jaxcolor/reference_models/accurate,
 MODEL_CARD.md there). Why these settings (pilots in experiments/reference_colorizers/README.md):

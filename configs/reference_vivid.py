@@ -1,8 +1,7 @@
 """Reference colorizer `vivid`: U-Net classification over 313 ab bins with Zhang et al.'s (2016) recipe.
 
-    python -m jaxcolor.main --config=configs/reference_vivid.py --workdir=runs/reference_vivid \
-        --config.data_dir=/tmp/jaxcolor_tfds
-    python -m jaxcolor.main --config=configs/reference_vivid.py:local --workdir=/tmp/ref_vivid_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/reference_vivid.py --workdir=runs/reference_vivid  # photos under $JAXCOLOR_DATA
+    python -m jaxcolor.main --config=configs/reference_vivid.py:local --workdir=runs/ref_vivid_local  # CPU smoke run
 
 The model shipped as `python -m jaxcolor.colorize photo.jpg --model=vivid` (the default; MODEL_CARD.md in
 jaxcolor/reference_models/vivid). Zhang et al.'s targets: soft encoding over the 5 nearest of 313 bins

@@ -1,8 +1,8 @@
 """ResNet-50 U-Net regression of ab with an L2 loss (seed 004, "Image Colorization Project 2.0").
 
-    python -m jaxcolor.main --config=configs/resnet50_unet_reg.py --workdir=/tmp/resnet50_unet_reg \
+    python -m jaxcolor.main --config=configs/resnet50_unet_reg.py --workdir=runs/resnet50_unet_reg \
         --config.pretrained.resnet=/path/to/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5
-    python -m jaxcolor.main --config=configs/resnet50_unet_reg.py:local --workdir=/tmp/resnet50_unet_reg_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/resnet50_unet_reg.py:local --workdir=runs/resnet50_unet_reg_local  # CPU smoke run
 
 Seed 004 uses a pretrained ResNet-50 as the encoder of a simplified U-Net, upsampling with transposed convs and
 BatchNorm, at 224x224; framed as regression the output is (224, 224, 2) ab, and the seed found it "easier, more
@@ -10,7 +10,7 @@ computationally efficient" and better than classification (`configs/resnet50_une
 of the seed's regression loss (it names none). `config.pretrained.resnet` (the model's one encoder) is empty by
 default: random init; pass the local Keras notop .h5 file as above. The seed gives no optimizer settings: Adam
 at 1e-4 (a usual fine-tuning rate for a pretrained encoder), batch 32 and 20k steps are our choices.
-Data: ../shared/data/photos-256.
+Data: ImageNet (`imagenet2012`, the seed's; manual download, README "Datasets").
 """
 import ml_collections
 
@@ -24,7 +24,7 @@ def get_config(variant: str = ""):
   c.pretrained = ml_collections.ConfigDict(dict(resnet=""))  # encoder name -> Keras .h5 ("" = random init)
   c.head = "regression"
   c.loss = "l2"
-  c.dataset = "photos_256"
+  c.dataset = "imagenet2012"  # the seed's data; manual download: README, "Datasets"
   c.image_size = 224
   c.batch_size = 32
   c.optimizer = "adam"

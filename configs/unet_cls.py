@@ -1,11 +1,12 @@
 """U-Net classification over 313 ab bins with class rebalancing (seed 000; Zhang et al. 2016 targets).
 
-    python -m jaxcolor.main --config=configs/unet_cls.py --workdir=/tmp/unet_cls \
-        --config.dataset=folder:../shared/data/tiny-imagenet-64 --config.data_dir=/tmp/tfds
-    python -m jaxcolor.main --config=configs/unet_cls.py:local --workdir=/tmp/unet_cls_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/unet_cls.py  # the embedded photos, into runs/unet_cls
+    python -m jaxcolor.main --config=configs/unet_cls.py --config.dataset=imagenet_resized/64x64  # the seed's data
+    python -m jaxcolor.main --config=configs/unet_cls.py:local --workdir=runs/unet_cls_local  # CPU smoke run
 
-Seed 000 trains on 64x64 ImageNet photos; the local variant uses the scikit-image photos, a narrow U-Net and
-a few dozen steps.
+The project's introductory command: its default data are the photos embedded in scikit-image (works offline,
+nothing to download), so the full recipe runs anywhere; seed 000 trained on 64x64 ImageNet photos (second
+command, a TFDS download). The local variant: the same photos, a narrow U-Net and a few dozen steps.
 """
 from configs import default
 

@@ -1,11 +1,12 @@
 """U-Net regression of ab with an L2 loss (seed 000, "Evaluation of Image Colourization Approaches", KTH).
 
-    python -m jaxcolor.main --config=configs/unet_reg.py --workdir=/tmp/unet_reg --config.data_dir=/tmp/tfds
-    python -m jaxcolor.main --config=configs/unet_reg.py:local --workdir=/tmp/unet_reg_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/unet_reg.py --workdir=runs/unet_reg
+    python -m jaxcolor.main --config=configs/unet_reg.py:local --workdir=runs/unet_reg_local  # CPU smoke run
 
 Seed 000 trains one U-Net two ways on 64x64 ImageNet photos: regression (50,000 images, this config) and
-classification over the ab bins (30,000 images, `configs/unet_cls.py`). Here the data is Tiny-ImageNet 64x64
-from ../shared/data (`--config.dataset=tfds:imagenet_resized/64x64` for the seed's ImageNet). The seed gives no
+classification over the ab bins (30,000 images, `configs/unet_cls.py`). Here the data is the seed's: ImageNet at 64x64
+(`imagenet_resized/64x64`, a TFDS download); `--config.dataset=tiny_imagenet_64` reads Tiny-ImageNet from
+$JAXCOLOR_DATA (README, "Datasets"). The seed gives no
 optimizer settings; Adam, batch 32 and lr 3e-4 match `unet_cls.py`, so the two heads are compared like for like.
 The local variant: the scikit-image photos at 32x32, a narrow U-Net, 2 steps.
 """
@@ -19,7 +20,7 @@ def get_config(variant: str = ""):
   c.model_kwargs.features = (64, 128, 256, 512)
   c.head = "regression"
   c.loss = "l2"
-  c.dataset = "tiny_imagenet_64"
+  c.dataset = "imagenet_resized/64x64"  # seed 000: 64x64 ImageNet photos (TFDS download)
   c.image_size = 64
   c.batch_size = 32
   c.optimizer = "adam"

@@ -1,14 +1,14 @@
 """Seed 003's Vgg16-AE (sec. 6.1): ImageNet VGG16 conv base (to 7x7x512) + conv/upsampling decoder, L2 on ab.
 
-    python -m jaxcolor.main --config=configs/vgg16_ae.py --workdir=/tmp/vgg16_ae \
+    python -m jaxcolor.main --config=configs/vgg16_ae.py --workdir=runs/vgg16_ae \
         --config.pretrained.vgg=/path/to/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5
-    python -m jaxcolor.main --config=configs/vgg16_ae.py:local --workdir=/tmp/vgg16_ae_local  # CPU smoke run
+    python -m jaxcolor.main --config=configs/vgg16_ae.py:local --workdir=runs/vgg16_ae_local  # CPU smoke run
 
 Seed 003 takes VGG16 up to block5_pool (7x7x512 at 224x224) as the encoder and decodes with conv + upsampling
 layers to 224x224x2 (about 14M weights), trained with L2 (reporting L2 and MAE) for 100-500 epochs on 10k-16k
 photos. `config.pretrained.vgg` (the model's one encoder, "vgg") is empty by default: random init, nothing is
 downloaded; pass the local Keras notop .h5 file as above. Adam at 1e-3 (the seed's choice in sec. 6.2), batch
-32, rotation/flip/zoom augmentation strengths and 20k steps are our choices. Data: ../shared/data/photos-256.
+32, rotation/flip/zoom augmentation strengths and 20k steps are our choices. Data: COCO 2017 in place of Visual Genome (`default.seed003_data`).
 """
 import ml_collections
 

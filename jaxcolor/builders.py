@@ -56,6 +56,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if config.get("init_from"):
     from jaxcolor import reference
     reference.init_source(config.init_from)  # a reference model name or a run directory, else fails with the names
+  exclude = config.get("init_from_exclude", ())
+  if exclude and (not config.get("init_from") or not all(isinstance(e, str) and e for e in exclude)):
+    raise ValueError(f"config.init_from_exclude={exclude!r} needs config.init_from and names variable paths "
+                     f"such as 'params/head'")
   if config.get("inference_size") is not None and int(config.inference_size) <= 0:
     raise ValueError(f"config.inference_size must be > 0 or None, got {config.inference_size}")
   model_cls = models.MODELS[config.model]

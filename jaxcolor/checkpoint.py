@@ -118,7 +118,7 @@ class Checkpointer:
                config: Mapping[str, Any] | None = None):
     if keep < 1 or save_every < 1:
       raise ValueError(f"need keep >= 1 and save_every >= 1, got keep={keep}, save_every={save_every}")
-    self.workdir = pathlib.Path(workdir)
+    self.workdir = pathlib.Path(workdir).expanduser().absolute()  # Orbax needs an absolute path
     self.directory = self.workdir / CHECKPOINT_DIR
     self.save_every, self.read_only = save_every, read_only
     self._config = _to_json_dict(config) if config is not None else None

@@ -6,8 +6,10 @@ by `jaxcolor.input_pipeline`.
 
 Accepted names:
   * a registered name (see `available()`), e.g. "skimage_photos" (the embedded default: the
-    real color photos shipped inside scikit-image, works offline), "tiny_imagenet_64",
-    "photos_256", "imagenet2012", "imagenet_resized/64x64", ...;
+    real color photos shipped inside scikit-image, works offline), "imagenet2012",
+    "imagenet_resized/64x64", "places365_small", ...;
+  * a photo set under the data root `$JAXCOLOR_DATA` (see `DATA_ROOT_LAYOUT`): "tiny_imagenet_64",
+    "photos_256", and the evaluation sets "kodak24", "mcmaster";
   * "tfds:<name>[/<config>]" for any TFDS image dataset with an "image" feature;
   * "folder:<path>" for a local photo folder (built once into a TFDS dataset, see
     `jaxcolor.folder_dataset`).
@@ -21,9 +23,8 @@ from typing import Literal
 
 Kind = Literal["tfds", "folder", "skimage"]
 
-# Shared photos live next to the repository (../shared/data relative to the repo root).
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# Photo sets that are not in TFDS live under one data root, named by this environment variable.
+DATA_ENV = "JAXCOLOR_DATA"
 
 # Real color photographs bundled in the scikit-image wheel (no pooch download needed), by split.
 # chelsea/coffee are held out for evaluation; the rest are training photos.
@@ -53,20 +54,42 @@ def _tfds(name: str, train: str = "train", eval_: str = "validation",
                      description=desc)
 
 
-def _shared(name: str, sub: str, train: str, eval_: str, desc: str) -> DatasetSpec:
-  return DatasetSpec(name, "folder", path=str(SHARED_DATA / sub), train_split=train,
-                     eval_split=eval_, description=desc)
+# name -> (folder under $JAXCOLOR_DATA, train split, eval split, description)
+_DATA_ROOT_SETS: dict[str, tuple[str, str, str, str]] = {
+    "tiny_imagenet_64": ("tiny-imagenet-64", "train", "val",
+                         "Tiny-ImageNet 64x64 (30k train, 5k val): train/<class>/*.JPEG, val/<class>/*.JPEG"),
+    "photos_256": ("photos-256", "train[:95%]", "train[95%:]",
+                   "4.7k diverse photos, short side <= 256: train/<group>/*.jpg (last 5% held out)"),
+    "kodak24": ("eval/kodak24", "train", "train", "Kodak24, 24 photos 500x500 (evaluation only): *.png"),
+    "mcmaster": ("eval/mcmaster", "train", "train", "McMaster, 18 photos 500x500 (evaluation only): *.png"),
+}
+DATA_ROOT_LAYOUT = "\n".join(f"  ${DATA_ENV}/{sub}/  {desc}" for sub, _, _, desc in _DATA_ROOT_SETS.values())
+
+
+def data_root(dataset: str) -> pathlib.Path:
+  """The folder `$JAXCOLOR_DATA` names; a clear error when it is unset or missing `dataset`'s folder."""
+  value = os.environ.get(DATA_ENV, "")
+  sub = _DATA_ROOT_SETS[dataset][0]
+  layout = f"expected layout:\n{DATA_ROOT_LAYOUT}"
+  if not value:
+    raise ValueError(f"dataset {dataset!r} is read from ${DATA_ENV}/{sub}, but {DATA_ENV} is not set; "
+                     f"export {DATA_ENV}=<folder with your copies of these photo sets>; {layout}")
+  root = pathlib.Path(value).expanduser().absolute()
+  if not (root / sub).is_dir():
+    raise ValueError(f"dataset {dataset!r}: {root / sub} is not a folder ({DATA_ENV}={value}); {layout}")
+  return root
+
+
+def _data_root_spec(name: str) -> DatasetSpec:
+  sub, train, eval_, desc = _DATA_ROOT_SETS[name]
+  path = os.path.normpath(data_root(name) / sub)
+  return DatasetSpec(name, "folder", path=path, train_split=train, eval_split=eval_,
+                     description=f"{desc} (${DATA_ENV}/{sub})")
 
 
 _REGISTRY: dict[str, DatasetSpec] = {s.name: s for s in (
     DatasetSpec("skimage_photos", "skimage", description="9 real color photos bundled with "
                 "scikit-image (7 train, 2 validation); works offline"),
-    _shared("tiny_imagenet_64", "tiny-imagenet-64", "train", "val",
-            "Tiny-ImageNet 64x64 (30k train, 5k val) from ../shared/data"),
-    _shared("photos_256", "photos-256", "train[:95%]", "train[95%:]",
-            "4.7k diverse photos, short side <= 256, from ../shared/data"),
-    _shared("kodak24", "eval/kodak24", "train", "train", "Kodak24 500x500 (eval only)"),
-    _shared("mcmaster", "eval/mcmaster", "train", "train", "McMaster 500x500 (eval only)"),
     _tfds("imagenet2012", desc="ImageNet-1k (manual download)"),
     _tfds("imagenet_resized/64x64", desc="ImageNet downsampled to 64x64"),
     _tfds("places365_small", desc="Places365 at 256x256"),
@@ -81,7 +104,7 @@ PREFIXES = ("tfds:", "folder:")
 
 def available() -> list[str]:
   """Registered names plus the accepted prefixes."""
-  return sorted(_REGISTRY) + [p + "<...>" for p in PREFIXES]
+  return sorted([*_REGISTRY, *_DATA_ROOT_SETS]) + [p + "<...>" for p in PREFIXES]
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -90,6 +113,8 @@ def get_spec(name: str) -> DatasetSpec:
     raise ValueError(f"dataset must be a non-empty string; choices: {available()}")
   if name in _REGISTRY:
     return _REGISTRY[name]
+  if name in _DATA_ROOT_SETS:
+    return _data_root_spec(name)
   if name.startswith("tfds:") and len(name) > 5:
     tfds_name = name[5:]
     known = next((s for s in _REGISTRY.values() if s.tfds_name == tfds_name), None)

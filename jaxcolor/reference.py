@@ -144,6 +144,27 @@ def check_same_structure(loaded: Mapping[str, Any], expected: Mapping[str, Any],
                      f"(model, model_kwargs, head, bins)")
 
 
+def merge_init_variables(loaded: Mapping[str, Any], fresh: Mapping[str, Any], source: str,
+                         exclude: Sequence[str] = ()) -> dict[str, Any]:
+  """`fresh` (a new model's variables) with every entry taken from `loaded`, except paths under `exclude`.
+
+  `exclude` holds path prefixes such as "params/head": those stay at their fresh initialization, which lets a
+  classification model start from a regression model's body (the two differ only in the head's projection).
+  Everything else must match in presence and shape (`check_same_structure`).
+  """
+  from flax import traverse_util
+  flat = lambda tree: traverse_util.flatten_dict(_plain_tree(tree), sep=_SEP)
+  under = lambda key, prefix: key == prefix.rstrip(_SEP) or key.startswith(prefix.rstrip(_SEP) + _SEP)
+  excluded = lambda key: any(under(key, e) for e in exclude)
+  new, old = flat(fresh), flat(loaded)
+  unused = [e for e in exclude if not any(under(k, e) for k in new)]
+  if unused:
+    raise ValueError(f"config.init_from_exclude: {', '.join(unused)} names no variable of this model")
+  keep = lambda tree: traverse_util.unflatten_dict({k: v for k, v in tree.items() if not excluded(k)}, sep=_SEP)
+  check_same_structure(keep(old), keep(new), source)
+  return traverse_util.unflatten_dict({k: (v if excluded(k) else old[k]) for k, v in new.items()}, sep=_SEP)
+
+
 def release_metrics(colorizer: Any, photos: Sequence[np.ndarray]) -> dict[str, float]:
   """Mean PSNR (dB) and AuC (%) of full-resolution colorize outputs against the photos (the release check).
 
@@ -171,7 +192,9 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
   arts = checkpoint.load_run_artifacts(workdir)
   variables, saved_step = checkpoint.restore_variables(workdir, step)
   folder.mkdir(parents=True, exist_ok=True)
-  checkpoint.save_run_artifacts(folder, arts.config, arts.bins, arts.prior, overwrite=True)
+  # Where the training machine kept its TFDS builds says nothing about the model: ship the default.
+  config = {**arts.config, "data_dir": "~/tensorflow_datasets"}
+  checkpoint.save_run_artifacts(folder, config, arts.bins, arts.prior, overwrite=True)
   save_variables(folder / VARIABLES_FILE, variables)
   info = dict(card or {})
   info["step"] = int(saved_step)

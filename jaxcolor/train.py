@@ -75,7 +75,7 @@ RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "eva
 # Fields added to configs/default.py after runs may have started, with the value the code used before they
 # existed: a workdir whose config.json lacks one resumes as long as the config keeps that value.
 ADDED_FIELDS = {"weight_decay": 0.0, "weight_decay_on": "all", "warmup_steps": 0, "end_lr_factor": 0.0,
-                "init_from": "", "inference_size": None, "mix_datasets": ()}
+                "init_from": "", "inference_size": None, "mix_datasets": (), "init_from_exclude": ()}
 
 
 def _may_differ(config, workdir: pathlib.Path) -> tuple[str, ...]:
@@ -110,7 +110,7 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     builders.check_config(config)
     self.config = config
-    self.workdir = pathlib.Path(workdir).expanduser()
+    self.workdir = pathlib.Path(workdir).expanduser().absolute()
     self.workdir.mkdir(parents=True, exist_ok=True)
     may_differ = _may_differ(config, self.workdir)  # read config.json once, before save_run_artifacts rewrites it
     _check_same_config(config, self.workdir, may_differ)
@@ -150,14 +150,15 @@ class Trainer:
   def init_from(self, state: steps.TrainState) -> steps.TrainState:
     """A new run's state with the parameters and BatchNorm statistics of `config.init_from` (fresh optimizer)."""
     from jaxcolor import reference
-    variables = reference.load_init_variables(self.config.init_from)
-    reference.check_same_structure(variables, {"params": state.params, "batch_stats": state.batch_stats},
-                                   self.config.init_from)
+    fresh = {"params": state.params, "batch_stats": state.batch_stats}
+    variables = reference.merge_init_variables(reference.load_init_variables(self.config.init_from), fresh,
+                                               self.config.init_from, tuple(self.config.init_from_exclude))
     rep = parallel.replicated(self.mesh)
     params = jax.device_put(jax.tree.map(jnp.asarray, variables["params"]), rep)
     params = jax.tree.map(lambda new, old: new.astype(old.dtype), params, state.params)
     batch_stats = jax.device_put(jax.tree.map(jnp.asarray, variables["batch_stats"]), rep)
-    logging.info("initialized from %s", self.config.init_from)
+    logging.info("initialized from %s%s", self.config.init_from,
+                 f" except {', '.join(self.config.init_from_exclude)}" if self.config.init_from_exclude else "")
     return state.replace(params=params, batch_stats=batch_stats, opt_state=self.tx.init(params))
 
   def compile_steps(self) -> None:

@@ -14,12 +14,15 @@ import pathlib
 
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The data root of the registered photo sets (tiny_imagenet_64, photos_256, kodak24, mcmaster): $JAXCOLOR_DATA when
+# set, else the shared photos beside the repository (../shared/data).
+os.environ.setdefault("JAXCOLOR_DATA", str(pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = pathlib.Path(os.environ["JAXCOLOR_DATA"])
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-  """Root of the real photos in ../shared/data; tests that need it skip when it is absent."""
+  """Root of the real photos ($JAXCOLOR_DATA, default ../shared/data); tests that need it skip when absent."""
   if not SHARED_DATA.is_dir():
     pytest.skip(f"real photos not found at {SHARED_DATA}")
   return SHARED_DATA

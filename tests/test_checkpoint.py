@@ -65,6 +65,18 @@ def test_round_trip_keeps_sharding_values_and_meta(tmp_path, mesh):
   _assert_restored(restored, state)
 
 
+def test_relative_workdir_saves_and_restores(tmp_path, mesh, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # `--workdir=runs/x` and the default run folder are relative paths
+  state = _state(mesh, seed=1)
+  with _sync("runs/x", save_every=1) as ckpt:
+    assert ckpt.workdir == tmp_path / "runs" / "x"
+    assert ckpt.maybe_save(3, state)
+  with _sync("runs/x") as ckpt:
+    restored, _, step = ckpt.restore(_template(mesh))
+  assert step == 3
+  _assert_restored(restored, state)
+
+
 def test_single_process_save_compiles_nothing(tmp_path, mesh):
   """Replicated arrays are written whole, not sliced per device (a slicing program per shape cost seconds)."""
   rep = NamedSharding(mesh, P())

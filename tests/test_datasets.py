@@ -1,4 +1,5 @@
 """Dataset registry: names resolve without TensorFlow; bad names list the choices."""
+import os
 import subprocess
 import sys
 
@@ -10,8 +11,8 @@ from jaxcolor import datasets
 def test_registered_and_prefixed_names():
   s = datasets.get_spec("skimage_photos")
   assert s.kind == "skimage" and (s.train_split, s.eval_split) == ("train", "validation")
-  t = datasets.get_spec("tiny_imagenet_64")
-  assert t.kind == "folder" and t.path.endswith("shared/data/tiny-imagenet-64")
+  t = datasets.get_spec("tiny_imagenet_64")  # under $JAXCOLOR_DATA (conftest: ../shared/data)
+  assert t.kind == "folder" and t.path == os.path.join(os.environ[datasets.DATA_ENV], "tiny-imagenet-64")
   assert (t.train_split, t.eval_split) == ("train", "val")
   assert datasets.get_spec("imagenet_resized/64x64").tfds_name == "imagenet_resized/64x64"
   f = datasets.get_spec("tfds:tf_flowers")
@@ -27,6 +28,21 @@ def test_registered_and_prefixed_names():
 def test_unknown_names_list_choices(bad):
   with pytest.raises(ValueError, match="choices: .*skimage_photos"):
     datasets.get_spec(bad)
+
+
+@pytest.mark.parametrize("name", ["kodak24", "photos_256"])
+def test_data_root_sets_name_the_variable_and_layout(name, monkeypatch, tmp_path):
+  monkeypatch.delenv(datasets.DATA_ENV, raising=False)
+  with pytest.raises(ValueError, match=r"(?s)JAXCOLOR_DATA is not set.*expected layout:.*photos-256/.*eval/kodak24/"):
+    datasets.get_spec(name)
+  monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path))  # set, but without the photo set's folder
+  with pytest.raises(ValueError, match=f"{tmp_path}/.* is not a folder .*JAXCOLOR_DATA={tmp_path}"):
+    datasets.get_spec(name)
+  sub = {"kodak24": "eval/kodak24", "photos_256": "photos-256"}[name]
+  (tmp_path / sub).mkdir(parents=True)
+  monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path) + "/")
+  assert datasets.get_spec(name).path == str(tmp_path / sub)
+  assert name in datasets.available()
 
 
 def test_embedded_photos_ship_with_scikit_image():

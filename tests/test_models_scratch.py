@@ -151,7 +151,7 @@ def _eccv16_param_count_by_hand(num_outputs: int) -> int:
 
 
 def test_eccv16_full_size_parameter_count():
-  assert _eccv16_param_count_by_hand(313) == 32_235_385  # "about 32.2M" (colorization-facts.md)
+  assert _eccv16_param_count_by_hand(313) == 32_235_385  # "about 32.2M" (docs/zhang2016.md)
   for head, outputs in (("classification", 313), ("regression", 2)):
     model = get_model("eccv16", head=head)
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 176, 176, 1)), train=False))
@@ -222,7 +222,7 @@ def test_output_head_rejects_unknown_names():
 
 
 def test_ab_scale_covers_srgb_gamut():
-  # ab of 8-bit sRGB spans a in [-86.2, 98.2], b in [-107.9, 94.5] (colorization-facts.md): inside tanh's range
+  # ab of 8-bit sRGB spans a in [-86.2, 98.2], b in [-107.9, 94.5] (extremes over all 256^3 colors): inside tanh's range
   assert 107.9 / AB_SCALE < 1.0
 
 

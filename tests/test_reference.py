@@ -5,6 +5,7 @@ import pathlib
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -67,6 +68,7 @@ def test_export_round_trip_loads_the_same_variables(tiny_run_dir, exported):
   variables, step = checkpoint.restore_variables(tiny_run_dir)
   loaded = reference.load("vivid")
   assert loaded.step == step and loaded.card["note"] == "test"
+  assert loaded.config["data_dir"] == "~/tensorflow_datasets"  # not the exporting machine's TFDS folder
   want = jax.tree.leaves(variables)
   got = jax.tree.leaves(loaded.variables)
   assert len(want) == len(got) and all(np.array_equal(a, b) for a, b in zip(want, got))
@@ -137,3 +139,35 @@ def test_init_from_unknown_fails_before_compilation(tiny_run_dir, tmp_path):
   config.init_from = str(tmp_path / "nowhere")
   with pytest.raises(ValueError, match="neither a reference model \\(accurate, vivid\\) nor a run directory"):
     builders.check_config(config)
+
+
+def test_init_from_a_regression_body_keeps_the_excluded_head_fresh(tiny_run_dir, tmp_path):
+  """A classifier started from a regression run: every variable but the head's projection comes from the run."""
+  from flax import traverse_util
+  reg = _tiny_config(tiny_run_dir)
+  reg.head, reg.loss, reg.rebalance = "regression", "l1", False
+  builders.write_untrained_run(reg, tmp_path / "reg")
+  config = _tiny_config(tiny_run_dir)
+  config.init_from = str(tmp_path / "reg")
+  config.rebalance = False  # no prior to estimate: this test is about the weights
+  trainer = train.Trainer(config, str(tmp_path / "a"))
+  with pytest.raises(ValueError, match=r"params/head/proj/kernel: shape \(1, 1, 8, 2\) in .*\(1, 1, 8, 313\) here"):
+    trainer.init_from(trainer.init_state())
+  config.init_from_exclude = ("params/head/nothing",)
+  builders.check_config(config)
+  trainer = train.Trainer(config, str(tmp_path / "b"))
+  with pytest.raises(ValueError, match="params/head/nothing names no variable"):
+    trainer.init_from(trainer.init_state())
+  config.init_from_exclude = ("params/head",)
+  trainer = train.Trainer(config, str(tmp_path / "c"))
+  fresh = trainer.init_state()
+  state = trainer.init_from(fresh)
+  from jaxcolor import checkpoint
+  source = traverse_util.flatten_dict(checkpoint.restore_variables(tmp_path / "reg")[0]["params"], sep="/")
+  got = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+  init = traverse_util.flatten_dict(jax.device_get(fresh.params), sep="/")
+  assert {k for k in got if k.startswith("head/")} == {"head/proj/kernel", "head/proj/bias"}
+  for k, v in got.items():
+    np.testing.assert_array_equal(v, init[k] if k.startswith("head/") else source[k], err_msg=k)
+  with pytest.raises(ValueError, match="init_from_exclude=.*needs config.init_from"):
+    builders.check_config(ml_collections.ConfigDict({**config.to_dict(), "init_from": ""}))

@@ -44,8 +44,8 @@ def make_runs(steps: int, batch: int) -> list[runner.Run]:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--root", default="/tmp/exp_regression_vs_classification", help="run workdirs (study 1's)")
-  p.add_argument("--data_dir", default="/tmp/jaxcolor_tfds")
+  p.add_argument("--root", default="runs/exp_regression_vs_classification", help="run workdirs (study 1's)")
+  p.add_argument("--data_dir", default="~/tensorflow_datasets")
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--batch", type=int, default=32)
   a = p.parse_args()

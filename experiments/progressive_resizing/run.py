@@ -45,8 +45,8 @@ def make_runs(stage_steps: int, batch: int) -> list[runner.Run]:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--root", default="/tmp/exp_progressive_resizing", help="run workdirs")
-  p.add_argument("--data_dir", default="/tmp/jaxcolor_tfds")
+  p.add_argument("--root", default="runs/exp_progressive_resizing", help="run workdirs")
+  p.add_argument("--data_dir", default="~/tensorflow_datasets")
   p.add_argument("--stage_steps", type=int, default=100)
   p.add_argument("--batch", type=int, default=16)
   a = p.parse_args()

@@ -203,8 +203,8 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--accurate", required=True, help="workdir trained with configs/reference_accurate.py")
   p.add_argument("--vivid", required=True, help="workdir trained with configs/reference_vivid.py")
-  p.add_argument("--data_dir", default="/tmp/jaxcolor_tfds")
-  p.add_argument("--shared", default=str(pathlib.Path(__file__).resolve().parents[3] / "shared" / "data"))
+  p.add_argument("--data_dir", default="~/tensorflow_datasets")
+  p.add_argument("--data_root", default=os.environ["JAXCOLOR_DATA"], help="holds eval/kodak24 (the sample sheet)")
   p.add_argument("--budget_note", default="")
   p.add_argument("--out_dir", default=str(HERE), help="results, figures (default: this folder)")
   p.add_argument("--package_root", default=None, help="where models are exported (default: the package)")
@@ -221,7 +221,7 @@ def main() -> None:
   (out_dir / "results.md").write_text(table)
   (out_dir / "results.json").write_text(json.dumps({"results": results, "curves": run_curves}, indent=1))
   plot_curves(run_curves, out_dir / "curves.png")
-  kodak = pathlib.Path(a.shared) / "eval" / "kodak24"
+  kodak = pathlib.Path(a.data_root) / "eval" / "kodak24"
   colorizers = {name: inference.Colorizer(wd) for name, wd in runs.items()}
   sample_sheet(colorizers, kodak, out_dir / "figure.jpg")
   photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in RELEASE_PHOTOS]

@@ -46,8 +46,8 @@ def make_runs(steps: int, batch: int) -> list[runner.Run]:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--root", default="/tmp/exp_regression_vs_classification", help="run workdirs")
-  p.add_argument("--data_dir", default="/tmp/jaxcolor_tfds", help="where folder datasets are built")
+  p.add_argument("--root", default="runs/exp_regression_vs_classification", help="run workdirs")
+  p.add_argument("--data_dir", default="~/tensorflow_datasets", help="where folder datasets are built")
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--smoke", action="store_true", help="Kodak at 64 only; outputs under --root")

@@ -1,6 +1,6 @@
 """Zhang, Isola and Efros, "Colorful Image Colorization" (ECCV 2016): the network as released.
 
-Spec from /work/shared/notes/colorization-facts.md ("Zhang's network"): input (L - 50) / 100; blocks of 3x3 convs
+Spec from the paper and its released network (docs/zhang2016.md): input (L - 50) / 100; blocks of 3x3 convs
 with ReLU and a BatchNorm after each block; three stride-2 convs bring the map to 1/8, dilated 512-wide blocks
 widen the receptive field without further downsampling, and a 4x4 stride-2 transposed conv returns to 1/4, where
 a 1x1 conv emits 313 bin logits (training labels are computed at 1/4 resolution too, hence output_stride = 4).
