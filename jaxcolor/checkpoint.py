@@ -36,6 +36,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
+from jaxcolor import defaults
 from jaxcolor import prior as prior_lib
 from jaxcolor import quantize
 
@@ -320,7 +321,7 @@ def load_run_artifacts(workdir: str | os.PathLike) -> RunArtifacts:
   config_path = workdir / CONFIG_FILE
   if not config_path.exists():
     raise FileNotFoundError(f"{config_path} not found: not a jaxcolor run directory")
-  config = json.loads(config_path.read_text())
+  config = saved_config(workdir)
   bins = prior = None
   if (workdir / BINS_FILE).exists():
     with np.load(workdir / BINS_FILE, allow_pickle=False) as f:
@@ -344,9 +345,17 @@ def _to_json_dict(d: Any) -> dict[str, Any]:
 
 
 def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
-  """The workdir's config.json as a dict, or None when there is none."""
+  """The workdir's config.json as a dict (None when there is none), with the fields it predates filled from
+  `jaxcolor.defaults`: a field added later defaults to what the code did before it existed."""
   path = pathlib.Path(workdir) / CONFIG_FILE
-  return json.loads(path.read_text()) if path.exists() else None
+  return _with_defaults(json.loads(path.read_text()), _to_json_dict(defaults.get_config())) if path.exists() else None
+
+
+def _with_defaults(saved: Any, default: Any) -> Any:
+  """`saved` with every key of `default` it lacks added, recursively (values of `saved` win)."""
+  if not (isinstance(saved, dict) and isinstance(default, dict)):
+    return saved
+  return {**default, **{k: _with_defaults(v, default.get(k)) for k, v in saved.items()}}
 
 
 def config_differences(workdir: str | os.PathLike, config: Mapping[str, Any]) -> list[str]:

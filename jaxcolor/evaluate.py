@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import ml_collections
 
-from jaxcolor import evaluators, input_pipeline, reference
+from jaxcolor import evaluators, input_pipeline, quantize, reference
 from jaxcolor.inference import Colorizer
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
@@ -34,9 +34,11 @@ def parse_decodings(text: str) -> list[tuple[str, float | None]]:
   out = []
   for item in filter(None, (s.strip() for s in text.split(","))):
     name, _, temp = item.partition(":")
-    if name not in ("mode", "mean", "annealed_mean"):
-      raise ValueError(f"unknown decoding {name!r} in --decodings; choose mode, mean or annealed_mean:T")
-    out.append((name, float(temp) if temp else (0.38 if name == "annealed_mean" else None)))
+    if name not in quantize.DECODINGS:
+      raise ValueError(f"unknown decoding {name!r} in --decodings; choose one of: {', '.join(quantize.DECODINGS)} "
+                       "(annealed_mean:T for a temperature)")
+    default_t = quantize.DEFAULT_TEMPERATURE if name == "annealed_mean" else None
+    out.append((name, float(temp) if temp else default_t))
   return out
 
 

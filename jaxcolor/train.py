@@ -70,25 +70,12 @@ RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "eva
                   "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
                   "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism",
                   "inference_size")
+# A config.json written before a field existed reads as holding that field's default (`checkpoint.saved_config`).
 
 
-# Fields added to configs/default.py after runs may have started, with the value the code used before they
-# existed: a workdir whose config.json lacks one resumes as long as the config keeps that value.
-ADDED_FIELDS = {"weight_decay": 0.0, "weight_decay_on": "all", "warmup_steps": 0, "end_lr_factor": 0.0,
-                "init_from": "", "inference_size": None, "mix_datasets": (), "init_from_exclude": ()}
-
-
-def _may_differ(config, workdir: pathlib.Path) -> tuple[str, ...]:
-  """RESUMABLE_KEYS, plus the ADDED_FIELDS the workdir's config.json lacks and the config holds at their value."""
-  saved = checkpoint.saved_config(workdir) or {}
-  added = tuple(k for k, v in ADDED_FIELDS.items() if saved and k not in saved and config.get(k, v) == v)
-  return RESUMABLE_KEYS + added
-
-
-def _check_same_config(config, workdir: pathlib.Path, may_differ: tuple[str, ...] | None = None) -> None:
+def _check_same_config(config, workdir: pathlib.Path) -> None:
   """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
-  may_differ = _may_differ(config, workdir) if may_differ is None else may_differ
-  fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in may_differ]
+  fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in RESUMABLE_KEYS]
   if fixed:
     raise ValueError(f"{workdir / checkpoint.CONFIG_FILE} holds a different config (keys differ: "
                      f"{', '.join(fixed)}); use another workdir to start a new run (a resumed run may change "
@@ -112,12 +99,11 @@ class Trainer:
     self.config = config
     self.workdir = pathlib.Path(workdir).expanduser().absolute()
     self.workdir.mkdir(parents=True, exist_ok=True)
-    may_differ = _may_differ(config, self.workdir)  # read config.json once, before save_run_artifacts rewrites it
-    _check_same_config(config, self.workdir, may_differ)
+    _check_same_config(config, self.workdir)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
     checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior,
-                                  may_differ=may_differ)
+                                  may_differ=RESUMABLE_KEYS)
     self.task = builders.build_task(config, self.bins, self.prior)
     self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
     self.train_model = builders.build_model(config, self.bins.num_bins if self.bins else 2, training=True)

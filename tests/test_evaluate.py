@@ -27,6 +27,13 @@ def test_evaluate_writes_table_with_baseline_and_decoding_sweep(tiny_run_dir, sh
 
 
 def test_bad_decoding_is_a_clear_error():
-  with pytest.raises(ValueError, match="mode, mean or annealed_mean"):
+  with pytest.raises(ValueError, match="choose one of: mode, mean, annealed_mean"):
     evaluate.parse_decodings("median")
   assert evaluate.parse_decodings("annealed_mean:0.2, mode") == [("annealed_mean", 0.2), ("mode", None)]
+
+
+def test_decoding_defaults_are_defined_once():
+  from jaxcolor import defaults, quantize
+  c = defaults.get_config()
+  assert c.temperature == quantize.DEFAULT_TEMPERATURE and c.decoding in quantize.DECODINGS
+  assert evaluate.parse_decodings("annealed_mean") == [("annealed_mean", quantize.DEFAULT_TEMPERATURE)]

@@ -357,20 +357,36 @@ def test_run_writes_artifacts_and_refuses_another_config(data_dir, tmp_path):
 
 
 def test_workdir_from_before_added_fields_resumes(tmp_path):
-  """A config.json written before weight_decay and weight_decay_on were in the default config matches a config
-  holding their old values, and only those: another value of an added field is a different run."""
+  """A config.json that predates fields (top-level or nested) reads as holding their defaults: it matches a config
+  holding those values, and only those; another value of such a field is a different run."""
   cfg = _config(tmp_path / "tfds")
   old = cfg.to_dict()
-  del old["weight_decay"], old["weight_decay_on"]
+  del old["weight_decay"], old["weight_decay_on"], old["augment"]["zoom"]
   checkpoint.save_run_artifacts(tmp_path, old)
+  assert checkpoint.saved_config(tmp_path)["augment"]["zoom"] == 0.0  # filled from jaxcolor.defaults
   train._check_same_config(cfg, tmp_path)
-  checkpoint.save_run_artifacts(tmp_path, cfg.to_dict(), may_differ=train._may_differ(cfg, tmp_path))
-  assert json.loads((tmp_path / "config.json").read_text())["weight_decay_on"] == "all"
-
-  checkpoint.save_run_artifacts(tmp_path, old, overwrite=True)
+  checkpoint.save_run_artifacts(tmp_path, cfg.to_dict(), may_differ=train.RESUMABLE_KEYS)
   for change in (dict(weight_decay=0.01), dict(weight_decay_on="kernels"), dict(learning_rate=0.5)):
     with pytest.raises(ValueError, match="different config.*" + next(iter(change))):
       train._check_same_config(_config(tmp_path / "tfds", **change), tmp_path)
+  c = _config(tmp_path / "tfds")
+  c.augment.zoom = 0.1
+  with pytest.raises(ValueError, match="different config.*augment.zoom"):
+    train._check_same_config(c, tmp_path)
+
+
+def test_config_json_written_by_an_earlier_main_resumes(tmp_path):
+  """The config.json of the first shipped `vivid` run (tests/data: as main wrote it on 2026-12-01, data_dir aside; before
+  init_from_exclude existed) resumes under today's recipe; a field it predates set to another value is a new run."""
+  from configs import reference_vivid
+  saved = json.loads((pathlib.Path(__file__).parent / "data" / "config_vivid_2026-12-01.json").read_text())
+  assert "init_from_exclude" not in saved  # the file really predates the field
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  train._check_same_config(reference_vivid.get_config(), tmp_path)
+  c = reference_vivid.get_config()
+  c.init_from_exclude = ("params/head",)
+  with pytest.raises(ValueError, match="different config.*init_from_exclude"):
+    train._check_same_config(c, tmp_path)
 
 
 # -- 8. multi-host ---------------------------------------------------------------------------------------

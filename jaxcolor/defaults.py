@@ -1,0 +1,81 @@
+"""The default config: every field a run has, with the value that applies when a config does not set it.
+
+Why in the package: a run's config.json is read back by resume, colorize and evaluate, possibly by a newer
+jaxcolor whose configs have fields the run predates. `checkpoint.saved_config` fills those from here, so a
+field added later must default to what the code did before it existed (resuming then compares like with
+like, with no list of added fields to maintain). `configs/default.py` starts every recipe from this.
+"""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  # Model: a name from jaxcolor.models.MODELS and its constructor arguments.
+  c.model = "unet"
+  c.model_kwargs = ml_collections.ConfigDict()
+  c.compute_dtype = "float32"  # or "bfloat16": activations; parameters stay float32
+  c.pretrained = ml_collections.ConfigDict()  # encoder name -> local Keras .h5 file (pretrained models)
+  c.init_from = ""  # start from a reference model ("vivid", "accurate") or a run's workdir (fine-tuning)
+  c.init_from_exclude = ()  # variable paths kept at their fresh init, e.g. ("params/head",): another head's body
+  c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
+
+  # Task: what is predicted and how it is scored.
+  c.head = "regression"  # or "classification"
+  c.target_space = "lab"  # "rgb": predict RGB (the RGB autoencoder of seed 003)
+  c.loss = "l2"  # a name from jaxcolor.losses.LOSSES
+  c.loss_kwargs = ml_collections.ConfigDict()
+  c.bin_step = 10.0  # ab grid: 313 in-gamut bins with step 10 over [-110, 110]
+  c.bin_extent = 110.0
+  c.soft_k = 5
+  c.soft_sigma = 5.0
+  c.rebalance = True  # classification: class-rebalancing weights from the empirical prior
+  c.rebalance_lambda = 0.5
+  c.prior_batches = 20  # train batches streamed to estimate the prior (when no prior_path)
+  c.prior_path = ""  # a prior.npz from an earlier run (jaxcolor.prior.save_prior)
+  c.decoding = "annealed_mean"  # classification: mode, mean or annealed_mean
+  c.temperature = 0.38  # = quantize.DEFAULT_TEMPERATURE (kept literal: configs load without jax; tested)
+
+  # Data (jaxcolor.input_pipeline): the embedded scikit-image photos work offline.
+  c.dataset = "skimage_photos"
+  c.data_dir = "~/tensorflow_datasets"
+  c.train_split = ml_collections.config_dict.placeholder(str)  # None: the dataset's own
+  c.eval_split = ml_collections.config_dict.placeholder(str)
+  c.image_size = 64
+  c.eval_image_size = ml_collections.config_dict.placeholder(int)  # None: image_size
+  c.batch_size = 16  # global batch, split over processes and devices
+  c.eval_batch_size = ml_collections.config_dict.placeholder(int)  # None: batch_size
+  c.seed = 0
+  c.augment = ml_collections.ConfigDict(dict(random_resized_crop=True, crop_area=(0.25, 1.0), flip=True,
+                                             rotation_degrees=0.0, zoom=0.0))
+  c.mix_datasets = ()  # ((name, weight), ...): other datasets mixed into the train stream
+  c.progressive_sizes = ()
+  c.min_colorfulness = 2.0
+  c.shuffle_buffer = 2048
+  c.cache = False
+  c.prefetch = 2
+
+  # Optimizer (jaxcolor.optim).
+  c.optimizer = "adam"
+  c.learning_rate = 1e-3
+  c.weight_decay = 0.0  # "adam" / "sgd": L2 on the gradient; "adamw": decoupled
+  c.weight_decay_on = "all"  # or "kernels": no decay of biases and BatchNorm parameters
+  c.schedule = "constant"
+  c.warmup_steps = 0  # "warmup_cosine": linear warm-up steps
+  c.end_lr_factor = 0.0  # "warmup_cosine": final learning rate / learning_rate
+  c.total_steps = 1000
+  c.grad_clip_norm = 0.0
+
+  # Loop.
+  c.parallelism = "jit"  # or "pmap"
+  c.log_every = 50
+  c.eval_every = 500  # and at the end; 0: only at the end
+  c.eval_batches = 0  # 0: the whole eval split
+  c.evals = ("color_metrics",)
+  c.num_sample_images = 4
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+  c.async_checkpoints = True
+  c.early_stopping_metric = ""  # e.g. "color_metrics/ab_mae"; "" disables early stopping
+  c.early_stopping_mode = "min"
+  c.early_stopping_patience = 5  # evaluations without improvement
+  return c
