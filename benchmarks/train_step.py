@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import compiler, conv_grad, losses, models, quantize, steps
+from jaxcolor import compiler, conv_grad, models, objective, quantize, steps
 from jaxcolor import task as task_lib
 
 
@@ -48,7 +48,7 @@ class Step:
     tx = optax.adam(1e-4)
     self.state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
         steps.make_rng(0))
-    fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=losses.get_loss("cross_entropy"))
+    fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=objective.single("cross_entropy"))
     images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
     self.data = {"image": images, "mask": jnp.ones((batch,), bool)}
     self.batch = batch

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxcolor import color, losses, models, optim, parallel, prior, quantize
+from jaxcolor import color, losses, models, objective, optim, parallel, prior, quantize
 from jaxcolor import task as task_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -35,14 +35,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _choice("parallelism", config.parallelism, parallel.PARALLELISMS)
   _choice("loss", config.loss, sorted(losses.LOSSES))
   _choice("decoding", config.decoding, quantize.DECODINGS)
-  need = losses.loss_spec(config.loss).head
-  if need != config.head:
-    fitting = sorted(n for n, s in losses.LOSSES.items() if s.head == config.head)
-    raise ValueError(f"config.loss={config.loss!r} needs head {need!r} but config.head={config.head!r}; "
-                     f"losses for {config.head}: {', '.join(fitting)}")
   if config.target_space == "rgb" and config.head != "regression":
     raise ValueError("config.target_space='rgb' needs config.head='regression'")
-  losses.get_loss(config.loss, **config.loss_kwargs.to_dict())  # unknown loss options fail here
+  # Unknown terms, weights or options, a term that does not fit the head or lacks what it needs fail here.
+  objective.check(config, provides={"logits": config.head == "classification",
+                                    "lab_target": config.target_space == "lab"})
   if config.temperature <= 0:
     raise ValueError(f"config.temperature must be > 0, got {config.temperature}")
   if not 0 <= config.rebalance_lambda <= 1:
@@ -97,7 +94,7 @@ def build_model(config: ml_collections.ConfigDict, num_bins: int, *, training: b
   """
   kwargs = dict(config.model_kwargs.to_dict())
   bn_axis = parallel.PMAP_AXIS if config.get("parallelism", "jit") == "pmap" else None
-  if training and config.head == "classification" and losses.loss_spec(config.loss).head_input:
+  if training and config.head == "classification" and build_loss(config).head_input:
     kwargs["defer_classifier"] = True
   try:
     return models.get_model(config.model, head=config.head, num_bins=num_bins,
@@ -120,8 +117,9 @@ def build_task(config: ml_collections.ConfigDict, bins: quantize.ABBins | None,
                             decoding=config.decoding, temperature=config.temperature)
 
 
-def build_loss(config: ml_collections.ConfigDict):
-  return losses.get_loss(config.loss, **config.loss_kwargs.to_dict())
+def build_loss(config: ml_collections.ConfigDict) -> objective.Objective:
+  """The run's objective: config.loss alone, or the weighted terms of config.losses."""
+  return objective.build(config)
 
 
 def estimate_prior(config: ml_collections.ConfigDict, bins: quantize.ABBins, batches) -> np.ndarray:

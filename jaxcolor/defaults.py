@@ -7,6 +7,8 @@ like, with no list of added fields to maintain). `configs/default.py` starts eve
 """
 import ml_collections
 
+from jaxcolor import objective, quantize
+
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -24,6 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.target_space = "lab"  # "rgb": predict RGB (the RGB autoencoder of seed 003)
   c.loss = "l2"  # a name from jaxcolor.losses.LOSSES
   c.loss_kwargs = ml_collections.ConfigDict()
+  # Composed objective (jaxcolor.objective): a weight per registered term, 0 = off; any set replaces c.loss.
+  c.losses, c.loss_options = objective.config_fields()
   c.bin_step = 10.0  # ab grid: 313 in-gamut bins with step 10 over [-110, 110]
   c.bin_extent = 110.0
   c.soft_k = 5
@@ -33,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.prior_batches = 20  # train batches streamed to estimate the prior (when no prior_path)
   c.prior_path = ""  # a prior.npz from an earlier run (jaxcolor.prior.save_prior)
   c.decoding = "annealed_mean"  # classification: mode, mean or annealed_mean
-  c.temperature = 0.38  # = quantize.DEFAULT_TEMPERATURE (kept literal: configs load without jax; tested)
+  c.temperature = quantize.DEFAULT_TEMPERATURE  # 0.38
 
   # Data (jaxcolor.input_pipeline): the embedded scikit-image photos work offline.
   c.dataset = "skimage_photos"

@@ -1,22 +1,24 @@
-"""Loss registry: regression on ab (l2, l1, huber) and cross-entropy over ab bins from sparse soft targets.
+"""Loss registry: every term training can minimize, each a function of one `LossInputs` plus its options.
 
-Every loss has the same signature, so the training step never branches on the loss name:
+    term(inputs: loss_inputs.LossInputs, **options) -> scalar float32
 
-    loss(prediction, target, *, pixel_weights=None, mask=None, **options) -> scalar float32
+A config names one loss (`config.loss`, options in `config.loss_kwargs`) or a weighted sum of several
+(`config.losses.<name> = weight`, options in `config.loss_options.<name>`); `jaxcolor.objective` adds them up.
+Each registry line says which heads a term fits and what else it needs (`NEEDS`); `builders.check_config`
+fails before compilation naming the term and the missing piece.
 
-- regression losses: prediction and target are ab in the model's units (ab / 110), shape (B, H, W, 2);
-  the per-pixel loss is the mean over the two channels (Keras' MSE / MAE convention used by the seeds).
-- classification losses: prediction is logits (B, H, W, Q) and target a `quantize.SoftTarget` of
-  indices / weights (B, H, W, K); only the K target bins are gathered, no dense one-hot target is built.
-  A loss registered with `head_input=True` also accepts a `head_loss.HeadInput` (the features and the 1x1
-  head's parameters, from a model built with `defer_classifier=True`) and may compute the projection
-  itself: `cross_entropy` then never forms the (B, H, W, Q) logits on CPU (`jaxcolor.head_loss`).
-- pixel_weights (B, H, W): e.g. class-rebalancing weights (`prior.pixel_weights`); default 1.
-- mask: (B,) for padded examples or (B, H, W) for padded pixels; default all valid.
-The result is sum(weight * mask * per_pixel) / max(sum(mask), 1): the mean over valid pixels.
+The per-pixel kernels below keep their array signature (prediction, target, *, pixel_weights, mask):
+- regression (l2, l1, huber): prediction and target in the model's units (ab / 110, or RGB), (B, H, W, C);
+  the per-pixel loss is the mean over channels (Keras' MSE / MAE convention used by the seeds);
+- cross_entropy: logits (B, H, W, Q) (or a `head_loss.HeadInput`, fused with the 1x1 projection on CPU) and
+  a `quantize.SoftTarget` of indices / weights (B, H, W, K): only the K target bins are gathered;
+- pixel_weights (B, H, W) (class rebalancing) default 1; mask (B,) or (B, H, W) default all valid; the result
+  is sum(weight * mask * per_pixel) / max(sum(mask), 1).
+Terms on decoded colors: `l1_decoded` / `l2_decoded` (the annealed-mean ab of a classification head against
+the true ab, in ab / 110 units like the regression losses) and `colorfulness` (|CF(prediction) - CF(truth)|
+per photo, DDColor's push toward natural saturation, / 100).
 
-To add a loss: write a function with that signature and add it to LOSSES with its head ("regression" or
-"classification"), which configs are checked against before anything is compiled.
+To add a loss: write `def my_term(x: LossInputs, *, option=...) -> Array` and add one line to LOSSES.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor import head_loss, quantize
+from jaxcolor.loss_inputs import LossInputs
 
 Array = jnp.ndarray
 
@@ -93,29 +96,99 @@ def cross_entropy(logits: Array | head_loss.HeadInput, target: quantize.SoftTarg
   return _reduce(per_pixel, pixel_weights, mask)
 
 
+def l1_decoded(x: LossInputs, *, temperature: float | None = None, rebalanced: bool = False) -> Array:
+  """|annealed-mean ab - true ab| / 110, mean over channels and pixels (optionally class-rebalanced)."""
+  err = jnp.abs(x.pred_ab(temperature) - x.ab) / 110.0
+  return x.mean_over_pixels(jnp.mean(err, axis=-1), rebalanced=rebalanced)
+
+
+def l2_decoded(x: LossInputs, *, temperature: float | None = None, rebalanced: bool = False) -> Array:
+  """(annealed-mean ab - true ab)^2 / 110^2, mean over channels and pixels (optionally class-rebalanced)."""
+  err = (x.pred_ab(temperature) - x.ab) / 110.0
+  return x.mean_over_pixels(jnp.mean(err ** 2, axis=-1), rebalanced=rebalanced)
+
+
+def colorfulness(x: LossInputs, *, temperature: float | None = None, eps: float = 1e-3) -> Array:
+  """|CF(predicted RGB) - CF(true RGB)| / 100 per photo (Hasler-Suesstrunk on [0, 255]), mean over photos.
+
+  `eps` inside the square roots keeps the gradient finite for a gray prediction (CF's sqrt at 0)."""
+  def cf(rgb: Array) -> Array:
+    v = rgb * 255.0
+    rg, yb = v[..., 0] - v[..., 1], 0.5 * (v[..., 0] + v[..., 1]) - v[..., 2]  # (B, H, W)
+    m_rg, m_yb = jnp.mean(rg, axis=(1, 2)), jnp.mean(yb, axis=(1, 2))
+    var = jnp.var(rg, axis=(1, 2)) + jnp.var(yb, axis=(1, 2))
+    return jnp.sqrt(var + eps) + 0.3 * jnp.sqrt(m_rg ** 2 + m_yb ** 2 + eps)
+  truth = jax.lax.stop_gradient(cf(x.true_rgb()))
+  return x.mean_over_examples(jnp.abs(cf(x.pred_rgb(temperature)) - truth)) / 100.0
+
+
+def _kernel(fn: Callable[..., Array]) -> Callable[..., Array]:
+  """A per-pixel kernel as a term: the model outputs against the head's target, rebalancing weights, mask."""
+  @functools.wraps(fn)
+  def term(x: LossInputs, **options: Any) -> Array:
+    return fn(x.outputs, x.target, pixel_weights=x.pixel_weights, mask=x.mask, **options)
+  return term
+
+
+HEADS = ("regression", "classification")
+# What a term may need beyond the model outputs, and when a config provides it (checked by builders).
+NEEDS = {
+    "logits": "a classification head (config.head='classification')",
+    "lab_target": "ab targets (config.target_space='lab')",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
-  fn: Callable[..., Array]
-  head: str  # "regression" or "classification": the model head this loss needs
-  head_input: bool = False  # also takes a head_loss.HeadInput: train with the model's defer_classifier=True
+  fn: Callable[..., Array]  # fn(inputs: LossInputs, **options) -> scalar
+  heads: tuple[str, ...]  # the model heads this term fits
+  needs: tuple[str, ...] = ()  # keys of NEEDS
+  head_input: bool = False  # accepts a head_loss.HeadInput as outputs: the head may defer its 1x1 projection
+  kernel: Callable[..., Array] | None = None  # the array-signature function, for per-pixel losses
+
+  @property
+  def head(self) -> str:
+    """The one head of a single-head term (the per-pixel losses)."""
+    return self.heads[0]
 
 
 LOSSES: dict[str, LossSpec] = {
-    "l2": LossSpec(l2, "regression"),
-    "l1": LossSpec(l1, "regression"),
-    "huber": LossSpec(huber, "regression"),
-    "cross_entropy": LossSpec(cross_entropy, "classification", head_input=True),
+    "l2": LossSpec(_kernel(l2), ("regression",), kernel=l2),
+    "l1": LossSpec(_kernel(l1), ("regression",), kernel=l1),
+    "huber": LossSpec(_kernel(huber), ("regression",), kernel=huber),
+    "cross_entropy": LossSpec(_kernel(cross_entropy), ("classification",), head_input=True, kernel=cross_entropy),
+    "l1_decoded": LossSpec(l1_decoded, ("classification",), needs=("logits",)),
+    "l2_decoded": LossSpec(l2_decoded, ("classification",), needs=("logits",)),
+    "colorfulness": LossSpec(colorfulness, HEADS),
 }
 
 
 def get_loss(name: str, **options: Any) -> Callable[..., Array]:
-  """The loss `name` with its options bound (e.g. delta for huber); unknown names or options fail here."""
-  fn = loss_spec(name).fn
+  """The per-pixel kernel `name` with its options bound (array signature; e.g. delta for huber)."""
+  spec = loss_spec(name)
+  if spec.kernel is None:
+    raise ValueError(f"loss {name!r} is a term on LossInputs, not a per-pixel kernel; use get_term")
+  check_options(name, options)
+  return functools.partial(spec.kernel, **options)
+
+
+def get_term(name: str, **options: Any) -> Callable[[LossInputs], Array]:
+  """The term `name` with its options bound: a function of LossInputs."""
+  check_options(name, options)
+  return functools.partial(loss_spec(name).fn, **options)
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+  """Unknown loss names or options fail here, naming them."""
+  spec = loss_spec(name)
+  fn = spec.kernel or spec.fn
   try:
-    inspect.signature(fn).bind_partial(None, None, **options)
+    if spec.kernel is not None:
+      inspect.signature(fn).bind_partial(None, None, **options)
+    else:
+      inspect.signature(fn).bind_partial(None, **options)
   except TypeError as e:
     raise ValueError(f"loss {name!r} does not take options {sorted(options)}: {e}") from e
-  return functools.partial(fn, **options)
 
 
 def loss_spec(name: str) -> LossSpec:

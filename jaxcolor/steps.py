@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxcolor import task as task_lib
+from jaxcolor.loss_inputs import LossInputs
 
 Array = jnp.ndarray
 
@@ -50,33 +51,38 @@ def init_state(rng: Array, *, model: nn.Module, tx: optax.GradientTransformation
 
 
 def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
-               tx: optax.GradientTransformation, task: task_lib.ColorTask, loss_fn: Callable[..., Array],
+               tx: optax.GradientTransformation, task: task_lib.ColorTask,
+               loss_fn: Callable[[LossInputs], tuple[Array, dict[str, Array]]],
                axis_name: str | None = None, pass_loss_to_optimizer: bool = False
                ) -> tuple[TrainState, dict[str, Array]]:
   """One optimizer step on batch {"image": uint8 (B, H, W, 3), "mask": bool (B,)}.
 
-  Under pmap (`axis_name` set) gradients, loss and BatchNorm statistics are averaged over devices; the
+  `loss_fn` (an `objective.Objective`) maps the batch's LossInputs to (total, {logged term: value}).
+  Under pmap (`axis_name` set) gradients, losses and BatchNorm statistics are averaged over devices; the
   model must then have been built with bn_axis_name=axis_name. Returns the new state and scalar metrics.
   """
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng, impl=RNG_IMPL), state.step)
-  l, target, pixel_weights = task.inputs_and_targets(batch["image"])
+  l, ab, target, pixel_weights = task.batch_targets(batch["image"])
   mask = batch.get("mask")
 
   def loss_of(params):
     outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
                                    rngs={"dropout": rng}, mutable=["batch_stats"])
-    return loss_fn(outputs, target, pixel_weights=pixel_weights, mask=mask), updates
+    inputs = LossInputs(outputs=outputs, images=batch["image"], l=l, ab=ab, target=target,
+                        pixel_weights=pixel_weights, mask=mask, step=state.step, rng=rng, task=task)
+    total, terms = loss_fn(inputs)
+    return total, (updates, terms)
 
-  (loss, updates), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+  (loss, (updates, terms)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
-    loss = jax.lax.pmean(loss, axis_name)
+    loss, terms = jax.lax.pmean((loss, terms), axis_name)
   extra = {"value": loss} if pass_loss_to_optimizer else {}
   opt_updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
   params = optax.apply_updates(state.params, opt_updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                             batch_stats=updates.get("batch_stats", state.batch_stats))
-  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": jnp.isfinite(loss)}
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": jnp.isfinite(loss), **terms}
   return new_state, metrics
 
 

@@ -60,15 +60,21 @@ class ColorTask:
 
   def inputs_and_targets(self, images: Array) -> tuple[Array, Any, Array | None]:
     """uint8 (B, H, W, 3) -> (L (B, H, W, 1) in [0, 100], target, pixel weights (B, h, w) or None)."""
+    l, _, target, weights = self.batch_targets(images)
+    return l, target, weights
+
+  def batch_targets(self, images: Array) -> tuple[Array, Array, Any, Array | None]:
+    """uint8 (B, H, W, 3) -> (L (B, H, W, 1), true ab (B, h, w, 2) in Lab units at the output resolution,
+    the head's target there, pixel weights (B, h, w) or None)."""
     l, ab = color.rgb_to_l_ab(images)
-    if self.target_space == "rgb":
-      return l, pool(color.to_float_rgb(images), self.output_stride), None
     ab = pool(ab, self.output_stride)
+    if self.target_space == "rgb":
+      return l, ab, pool(color.to_float_rgb(images), self.output_stride), None
     if self.head == "regression":
-      return l, color.ab_to_unit(ab), None
+      return l, ab, color.ab_to_unit(ab), None
     target = quantize.soft_encode(ab, self.bins, k=self.soft_k, sigma=self.soft_sigma)
     weights = None if self.class_weights is None else prior.pixel_weights(target, self.class_weights)
-    return l, target, weights
+    return l, ab, target, weights
 
   def to_ab(self, outputs: Array, l: Array, decoding: str | None = None,
             temperature: float | None = None) -> Array:

@@ -278,8 +278,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         dt, n = time.time() - t_last, step - step_last
         ips = n * config.batch_size / max(dt, 1e-9)
         loss = float(np.mean([np.mean(m["loss"]) for m in host]))
+        terms = {f"train/{k}": float(np.mean([np.mean(m[k]) for m in host])) for k in host[-1] if k.startswith("loss/")}
         writer.write_scalars(step, {"train/loss": loss, "train/lr": float(lr_fn(step)),
-                                    "train/images_per_sec": ips,
+                                    "train/images_per_sec": ips, **terms,
                                     "train/grad_norm": float(np.mean([np.mean(m["grad_norm"]) for m in host]))})
         logging.info("step %d/%d loss %.4f %.1f img/s eta %.0fs", step, config.total_steps, loss, ips,
                      (config.total_steps - step) * dt / max(n, 1))

@@ -72,10 +72,10 @@ def test_cross_entropy_gradient_matches_finite_differences_and_softmax_minus_tar
 
 
 def test_registry_and_errors():
-  assert set(losses.LOSSES) == {"l1", "l2", "huber", "cross_entropy"}
+  assert {"l1", "l2", "huber", "cross_entropy", "l1_decoded", "l2_decoded", "colorfulness"} <= set(losses.LOSSES)
   assert losses.loss_spec("cross_entropy").head == "classification"
   assert {losses.loss_spec(n).head for n in ("l1", "l2", "huber")} == {"regression"}
-  with pytest.raises(ValueError, match="cross_entropy, huber, l1, l2"):
+  with pytest.raises(ValueError, match="colorfulness, cross_entropy, huber, l1, l1_decoded"):
     losses.get_loss("focal")
   with pytest.raises(ValueError, match="does not take"):
     losses.get_loss("l2", delta=1.0)

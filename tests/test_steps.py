@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import head_loss, losses, parallel, quantize, steps
+from jaxcolor import head_loss, objective, parallel, quantize, steps
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
 
@@ -23,9 +23,9 @@ def _setup(head: str, bn_axis_name=None, defer_classifier=False):
   if head == "classification":
     bins = quantize.make_bins()
     task = task_lib.ColorTask(head=head, bins=bins, class_weights=np.linspace(0.5, 2, bins.num_bins))
-    loss = losses.get_loss("cross_entropy")
+    loss = objective.single("cross_entropy")
   else:
-    task, loss = task_lib.ColorTask(head=head), losses.get_loss("l2")
+    task, loss = task_lib.ColorTask(head=head), objective.single("l2")
   # SGD: Adam divides by sqrt(v), which turns float rounding in near-zero gradients into lr-sized steps.
   tx = optax.sgd(0.1, momentum=0.9)
   state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, SIZE, SIZE, 3))
@@ -112,7 +112,7 @@ def test_bfloat16_compute_trains_with_float32_params():
   tx = optax.adam(1e-2)
   state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, SIZE, SIZE, 3))
   step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task_lib.ColorTask(),
-                                   loss_fn=losses.get_loss("l2")))
+                                   loss_fn=objective.single("l2")))
   batch = {"image": _images(0), "mask": np.ones(BATCH, bool)}
   losses_ = []
   for _ in range(8):

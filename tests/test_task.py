@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import color, losses, prior, quantize, steps
+from jaxcolor import color, objective, prior, quantize, steps
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
 
@@ -40,7 +40,7 @@ def _train(head: str, loss: str, *, rebalance: bool = True, num_steps: int = 150
   model = get_model("unet", head=head, features=(8, 16))
   tx = optax.adam(3e-3)
   state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, size, size, 3))
-  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=losses.get_loss(loss)))
+  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=objective.single(loss)))
   for i in range(num_steps):
     images, _ = scenes(16, size, seed=100 + i)
     state, _ = step(state, {"image": jnp.asarray(images), "mask": jnp.ones((16,), bool)})
