@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxcolor import color, losses, models, objective, optim, parallel, prior, quantize
+from jaxcolor import color, evaluators, losses, models, objective, optim, parallel, prior, quantize
 from jaxcolor import task as task_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -47,6 +47,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for field in ("total_steps", "batch_size", "image_size", "log_every"):
     if int(config[field]) <= 0:
       raise ValueError(f"config.{field} must be > 0, got {config[field]}")
+  evaluators.eval_specs(config)  # unknown evaluator types, fields, datasets or decodings fail here
   parallel.check_batch_size(config.batch_size, config.parallelism)
   parallel.check_batch_size(config.get("eval_batch_size") or config.batch_size, config.parallelism)
   optim.check_optim_config(config)

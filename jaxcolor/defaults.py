@@ -7,7 +7,7 @@ like, with no list of added fields to maintain). `configs/default.py` starts eve
 """
 import ml_collections
 
-from jaxcolor import objective, quantize
+from jaxcolor import evaluators, objective, quantize
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -74,7 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 50
   c.eval_every = 500  # and at the end; 0: only at the end
   c.eval_batches = 0  # 0: the whole eval split
-  c.evals = ("color_metrics",)
+  # Named evaluations (jaxcolor.evaluators.EvalSpec): the run's eval split with its settings; add e.g.
+  # c.evals.kodak24 = evaluators.eval_fields(dataset="kodak24", size=256, every=0)  (at the end).
+  c.evals = ml_collections.ConfigDict({"color_metrics": evaluators.eval_fields()})
   c.num_sample_images = 4
   c.checkpoint_every = 500
   c.keep_checkpoints = 3

@@ -16,12 +16,12 @@ JSON file to --out (default RUN/eval); existing result files are kept unless --o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import sys
 from collections.abc import Sequence
 
-import ml_collections
 
 from jaxcolor import evaluators, input_pipeline, quantize, reference
 from jaxcolor.inference import Colorizer
@@ -59,21 +59,23 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
   its ab upsampled to `size`.
   """
   run = load_colorizer(workdir, step=step, size=model_size)
-  cfg = ml_collections.ConfigDict(run.config.to_dict())
-  cfg.dataset, cfg.data_dir = dataset, data_dir
-  cfg.eval_image_size, cfg.eval_batch_size = int(size or run.size), batch_size
-  cfg.batch_size = batch_size
-  if split:
-    cfg.eval_split = split
+  # The photos as a training run's evaluation of that dataset reads them (its own held-out split when it is the
+  # run's dataset), at `size`.
+  cfg = evaluators.EvalSpec("evaluate", dataset=dataset, split=split, size=int(size or run.size)).data_config(run.config)
+  cfg.data_dir, cfg.eval_batch_size, cfg.batch_size = data_dir, batch_size, batch_size
   data = input_pipeline.eval_dataset(cfg)
   limit = max_batches or data.num_steps
-  batches = [b for _, b in zip(range(limit), data.dataset.as_numpy_iterator())]
+  sweep = parse_decodings(decodings) if run.task.head == "classification" and decodings else [(None, None)]
+  # One pass over the photos, batch by batch, every decoding's evaluator updated from the same batch.
+  evs = [evaluators.get_evaluator("color_metrics") for _ in sweep]
+  fns = [functools.partial(run.predictor(d, t), run.variables) for d, t in sweep]
+  for _, batch in zip(range(limit), data.dataset.as_numpy_iterator()):
+    for ev, fn in zip(evs, fns):
+      ev.update(fn, batch)
   rows: dict[str, dict[str, float]] = {}
   gray: dict[str, float] = {}
-  sweep = parse_decodings(decodings) if run.task.head == "classification" and decodings else [(None, None)]
-  for decoding, temperature in sweep:
-    predict_fn = run.predictor(decoding, temperature)
-    values = dict(evaluators.get_evaluator("color_metrics").run(lambda x: predict_fn(run.variables, x), batches))
+  for (decoding, temperature), ev in zip(sweep, evs):
+    values = dict(ev.result())
     name = "model" if decoding is None else f"model ({decoding}{'' if temperature is None else f', T={temperature}'})"
     rows[name] = {k: float(v) for k, v in values.items() if not k.startswith("gray/")}
     gray = {k[5:]: float(v) for k, v in values.items() if k.startswith("gray/")}

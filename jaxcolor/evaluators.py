@@ -10,8 +10,10 @@ summed per batch inside jit (masked ones are 0), the sums accumulated on the hos
 are sums / number of real examples: the same numbers whatever the batching or the number of hosts (a
 fully replicated scalar per batch, readable on every host).
 
-Configs choose evaluators by name: `get_evaluator("color_metrics", decode="mode")`; add new ones to
-EVALUATORS.
+Configs list their evaluations in `config.evals.<name>` (`EvalSpec`: evaluator type, dataset, split, size,
+cadence, batches, decoding), e.g. the run's validation split every 500 steps and Kodak24 at 256 px at the end;
+metrics land under eval/<name>/<metric>. `get_evaluator("color_metrics", decode="mode")` builds one; add new
+evaluator types to EVALUATORS.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+import ml_collections
 
 from jaxcolor import color, metrics, quantize
 
@@ -216,3 +220,89 @@ def get_evaluator(name: str, **kwargs: Any) -> Evaluator:
     return EVALUATORS[name](**kwargs)
   except TypeError as e:
     raise ValueError(f"evaluator {name!r} does not take options {sorted(kwargs)}: {e}") from e
+
+
+# -- evaluations named in a config -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class EvalSpec:
+  """One evaluation of a training run. None / "" fields take the run's own setting (in brackets)."""
+  name: str
+  type: str = "color_metrics"  # a key of EVALUATORS
+  dataset: str = ""  # a dataset name (jaxcolor.datasets) [config.dataset]
+  split: str | None = None  # [the dataset's eval split; config.eval_split for the run's own dataset]
+  size: int | None = None  # photo size the metrics are computed at [config.eval_image_size or image_size]
+  every: int | None = None  # steps between evaluations, 0: only at the end [config.eval_every]
+  batches: int | None = None  # eval batches per evaluation, 0: the whole split [config.eval_batches]
+  decoding: str | None = None  # classification: how logits become ab [config.decoding]
+  temperature: float | None = None  # annealed-mean temperature [config.temperature]
+
+  def cadence(self, config: Any) -> int:
+    return int(config.eval_every if self.every is None else self.every)
+
+  def due(self, config: Any, step: int, last: bool) -> bool:
+    every = self.cadence(config)
+    return last or bool(every and step % every == 0)
+
+  def data_config(self, config: Any) -> ml_collections.ConfigDict:
+    """The run's config with this evaluation's photos: what `input_pipeline.eval_dataset` reads."""
+    c = ml_collections.ConfigDict(config.to_dict())
+    if self.dataset and self.dataset != config.dataset:
+      c.dataset, c.eval_split, c.train_split, c.mix_datasets = self.dataset, None, None, ()
+    if self.split:
+      c.eval_split = self.split
+    if self.size:
+      c.eval_image_size = int(self.size)
+    return c
+
+
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(EvalSpec) if f.name != "name")
+
+
+def eval_fields(**values: Any) -> ml_collections.ConfigDict:
+  """`config.evals.<name>` with every field present (None: the run's setting), so the command line can set
+  any of them (`--config.evals.kodak24.every=1000`)."""
+  unknown = sorted(set(values) - set(_SPEC_FIELDS))
+  if unknown:
+    raise ValueError(f"unknown evaluation fields {unknown}; fields: {', '.join(_SPEC_FIELDS)}")
+  c = ml_collections.ConfigDict()
+  for f in dataclasses.fields(EvalSpec):
+    if f.name == "name":
+      continue
+    if f.name in values and values[f.name] is not None:
+      c[f.name] = values[f.name]
+    elif f.default is None:
+      kind = {"split": str, "decoding": str, "temperature": float}.get(f.name, int)
+      c[f.name] = ml_collections.config_dict.placeholder(kind)
+    else:
+      c[f.name] = f.default
+  return c
+
+
+def eval_specs(config: Any) -> dict[str, EvalSpec]:
+  """`config.evals` -> {name: EvalSpec}, checked (unknown types, fields, datasets or decodings fail here).
+
+  Also reads the older form, a tuple of evaluator names, each on the run's eval split."""
+  from jaxcolor import datasets
+  evals = config.get("evals") or {}
+  items = ({str(n): {"type": str(n)} for n in evals} if isinstance(evals, (tuple, list)) else
+           {str(k): dict(v.to_dict() if hasattr(v, "to_dict") else v) for k, v in evals.items()})
+  out = {}
+  for name, fields in items.items():
+    unknown = sorted(set(fields) - set(_SPEC_FIELDS))
+    if unknown:
+      raise ValueError(f"config.evals.{name}: unknown fields {unknown}; fields: {', '.join(_SPEC_FIELDS)}")
+    spec = EvalSpec(name, **fields)
+    if spec.type not in EVALUATORS:
+      raise ValueError(f"config.evals.{name}.type={spec.type!r}; choose one of: {', '.join(sorted(EVALUATORS))}")
+    if spec.dataset:
+      datasets.get_spec(spec.dataset)  # unknown names list the choices
+    for field in ("size", "every", "batches"):
+      value = getattr(spec, field)
+      if value is not None and int(value) < 0:
+        raise ValueError(f"config.evals.{name}.{field}={value} must be >= 0")
+    if spec.decoding is not None and spec.decoding not in quantize.DECODINGS:
+      raise ValueError(f"config.evals.{name}.decoding={spec.decoding!r}; choose one of: "
+                       f"{', '.join(quantize.DECODINGS)}")
+    out[name] = spec
+  return out

@@ -110,7 +110,9 @@ class Trainer:
     self.loss_fn = builders.build_loss(config)
     self.mesh = parallel.make_mesh()
     self.pmap = config.parallelism == "pmap"
-    self.evaluators = {name: evaluators.get_evaluator(name) for name in config.evals}  # jitted once
+    self.eval_specs = evaluators.eval_specs(config)
+    self.evaluators = {name: evaluators.get_evaluator(spec.type) for name, spec in self.eval_specs.items()}
+    self._predictors: dict[tuple[str | None, float | None], Any] = {}
 
   def init_state(self) -> steps.TrainState:
     """Parameters created directly with their final sharding (replicated on the mesh)."""
@@ -157,8 +159,16 @@ class Trainer:
       rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
       self.train_step = compiler.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
     # Evaluation always runs under jit on the mesh (a pmap state is moved there by `on_mesh`).
-    predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task)
-    self.predict_ab = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
+    self.predict_ab = self.predictor()
+
+  def predictor(self, decoding: str | None = None, temperature: float | None = None):
+    """Jitted (variables, uint8 images) -> ab under a decoding (None: the run's), built once per decoding."""
+    key = (decoding, temperature)
+    if key not in self._predictors:
+      predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding,
+                                  temperature=temperature)
+      self._predictors[key] = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
+    return self._predictors[key]
 
   def on_mesh(self, state: steps.TrainState) -> steps.TrainState:
     """The state as global arrays replicated on the mesh (what jit, Orbax and callers take), pmap or not."""
@@ -168,28 +178,38 @@ class Trainer:
     state = self.on_mesh(state)
     return {"params": state.params, "batch_stats": state.batch_stats}
 
-  def evaluate(self, state, step: int, writer) -> dict[str, float]:
-    """Runs the configured evaluators over the eval split; writes scalars and a sample grid."""
+  def due_evals(self, step: int, last: bool) -> list[str]:
+    """Names of the evaluations that run after `step` (each at its own cadence; all at the last step)."""
+    return [name for name, spec in self.eval_specs.items() if spec.due(self.config, step, last)]
+
+  def evaluate(self, state, step: int, writer, names: list[str] | None = None) -> dict[str, float]:
+    """Runs the named evaluations (default: all), streaming each one's photos batch by batch (host memory does
+    not grow with the split); writes eval/<name>/<metric> scalars and a sample grid from the first."""
     variables = self.variables(state)
-    predict_fn = functools.partial(self.predict_ab, variables)
-    data = input_pipeline.eval_dataset(self.config)
-    limit = self.config.eval_batches or data.num_steps
-    batches = [b for _, b in zip(range(limit), data.dataset.as_numpy_iterator())]
     sharding = parallel.batch_sharded(self.mesh)
     results: dict[str, float] = {}
-    for name, ev in self.evaluators.items():
-      for key, value in ev.run(predict_fn, (prefetch.to_global(b, sharding) for b in batches)):
-        results[f"{name}/{key}"] = float(value)
+    samples = None
+    for name in self.eval_specs if names is None else names:
+      spec, ev = self.eval_specs[name], self.evaluators[name]
+      predict_fn = functools.partial(self.predictor(spec.decoding, spec.temperature), variables)
+      data = input_pipeline.eval_dataset(spec.data_config(self.config))
+      limit = int(self.config.eval_batches if spec.batches is None else spec.batches) or data.num_steps
+      ev.reset()
+      for _, batch in zip(range(limit), data.dataset.as_numpy_iterator()):
+        if samples is None:
+          samples = (batch["image"][:self.config.num_sample_images], predict_fn)
+        ev.update(predict_fn, prefetch.to_global(batch, sharding))
+      results.update({f"{name}/{key}": float(value) for key, value in ev.result()})
     writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
-    n = min(self.config.num_sample_images, len(batches[0]["image"]))
-    images = batches[0]["image"][:n]
-    grid = _sample_grid(images, np.asarray(predict_fn(images)))
-    writer.write_images(step, {"samples/L_prediction_truth": grid})
-    if jax.process_index() == 0:
-      out = self.workdir / "samples"
-      out.mkdir(exist_ok=True)
-      from PIL import Image
-      Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
+    if samples is not None:
+      images, predict_fn = samples
+      grid = _sample_grid(images, np.asarray(predict_fn(images)))
+      writer.write_images(step, {"samples/L_prediction_truth": grid})
+      if jax.process_index() == 0:
+        out = self.workdir / "samples"
+        out.mkdir(exist_ok=True)
+        from PIL import Image
+        Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
     summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()) if "/gray/" not in k)
     logging.info("eval at step %d: %s", step, summary)
     return results
@@ -211,12 +231,19 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
+def config_eval_names(config) -> tuple[str, ...]:
+  return tuple(evaluators.eval_specs(config))
+
+
 def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool:
   """Updates best / patience in `meta`; True when the metric has not improved for `patience` evals."""
   name = config.early_stopping_metric
   if not name:
     return False
   if name not in results:
+    if name.split("/")[0] in config_eval_names(config) and not any(k.startswith(name.split("/")[0] + "/")
+                                                                  for k in results):
+      return False  # its evaluation did not run at this step
     raise ValueError(f"early_stopping_metric {name!r} is not reported; metrics: {', '.join(sorted(results))}")
   value = results[name]
   best = meta.get("best")
@@ -268,7 +295,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       state, metrics = trainer.train_step(state, next(batches))
       pending.append(metrics)
       is_last = step == config.total_steps
-      eval_now = bool(config.eval_every and step % config.eval_every == 0) or is_last
+      due = trainer.due_evals(step, is_last)
+      eval_now = bool(due)
       # Read once per step: a SIGTERM arriving later in this step must not skip the save and still stop.
       preempted = ckpt.should_stop() or ckpt.reached_preemption(step)
       save = step % config.checkpoint_every == 0 or is_last or preempted
@@ -287,7 +315,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         t_last, step_last = time.time(), step
       stop = False
       if eval_now:
-        results = trainer.evaluate(state, step, writer)
+        results = trainer.evaluate(state, step, writer, due)
         stop = _early_stop(config, results, meta)
         if stop:
           meta["early_stopped_at"] = step  # a relaunch of the finished run does not train on

@@ -72,7 +72,7 @@ def _config(data_dir, **overrides):
 @pytest.fixture
 def no_eval(monkeypatch):
   """Skips the evaluators (compiling the metrics costs seconds) where a test is not about them."""
-  monkeypatch.setattr(train.Trainer, "evaluate", lambda self, state, step, writer: {})
+  monkeypatch.setattr(train.Trainer, "evaluate", lambda self, state, step, writer, names=None: {})
 
 
 def _hook_steps(monkeypatch, hook):
@@ -292,7 +292,7 @@ def test_early_stopping_stops_saves_and_keeps_its_state_across_resume(data_dir, 
   step 3; without the restored best / evals_since_best it would run to step 5."""
   evals = []
 
-  def evaluate(self, state, step, writer):
+  def evaluate(self, state, step, writer, names=None):
     evals.append(step)
     return {"color_metrics/ab_mae": 1.0}
   monkeypatch.setattr(train.Trainer, "evaluate", evaluate)
@@ -319,10 +319,31 @@ def test_early_stopping_stops_saves_and_keeps_its_state_across_resume(data_dir, 
 
 
 def test_early_stopping_metric_must_exist(data_dir, tmp_path, monkeypatch):
-  monkeypatch.setattr(train.Trainer, "evaluate", lambda self, state, step, writer: {"a/b": 1.0})
+  monkeypatch.setattr(train.Trainer, "evaluate", lambda self, state, step, writer, names=None: {"a/b": 1.0})
   cfg = _config(data_dir, eval_every=1, early_stopping_metric="a/nope", total_steps=2)
   with pytest.raises(ValueError, match="a/nope.*a/b"):
     train.train_and_evaluate(cfg, tmp_path / "wd")
+
+
+def test_evaluations_run_each_at_its_own_cadence(data_dir, tmp_path, monkeypatch):
+  """config.evals: the run's split every 2 steps, a second evaluation (the same photos at 32 px, one batch)
+  only at the end; each under its own name."""
+  from jaxcolor import evaluators
+  cfg = _config(data_dir, total_steps=4, eval_every=2, checkpoint_every=100)
+  cfg.evals.at_end = evaluators.eval_fields(size=32, every=0, batches=1)
+  seen = []
+  evaluate = train.Trainer.evaluate
+
+  def spy(self, state, step, writer, names=None):
+    out = evaluate(self, state, step, writer, names)
+    seen.append((step, sorted({k.split("/")[0] for k in out}), out))
+    return out
+  monkeypatch.setattr(train.Trainer, "evaluate", spy)
+  train.train_and_evaluate(cfg, tmp_path / "wd")
+  assert [(s, n) for s, n, _ in seen] == [(2, ["color_metrics"]), (4, ["at_end", "color_metrics"])]
+  last = seen[-1][2]
+  assert last["at_end/num_examples"] == last["color_metrics/num_examples"] > 0  # one batch holds the split
+  assert np.isfinite(last["at_end/psnr"]) and last["at_end/psnr"] != last["color_metrics/psnr"]  # 32 vs 16 px
 
 
 # -- 7. run artifacts ----------------------------------------------------------------------------------

@@ -31,9 +31,6 @@ COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 4), ("auc", "AuC %", 2), ("c
 RELEASE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim14.png")  # the tests replay these
 FIGURE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim07.png", "kodim14.png", "kodim17.png",
                  "kodim20.png", "kodim23.png")
-# Facts of the shipped runs that their configs do not show.
-NOTES = {"accurate": "This run started before the regression head was initialized at zero (its head began from "
-                     "random weights, like every regression model then); a re-run of the recipe starts at gray."}
 CURVE_METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"), ("colorfulness", "colorfulness"))
 
 
@@ -153,6 +150,14 @@ def tables(results: dict[str, dict[str, Any]]) -> str:
   return "\n".join(lines)
 
 
+def init_note(cfg: Any) -> str:
+  """Where training started, as the card says it."""
+  if not cfg.get("init_from"):
+    return "random initialization (the regression projection at zero: an untrained model is the gray baseline)"
+  skip = f", all but {', '.join(cfg.init_from_exclude)} (freshly initialized)" if cfg.get("init_from_exclude") else ""
+  return f"the weights of `{pathlib.Path(cfg.init_from).name}`{skip}; the prior estimated from the training data"
+
+
 def model_card(name: str, card: dict[str, Any], table: str) -> str:
   c = card
   return f"""# jaxcolor reference colorizer: `{name}`
@@ -168,8 +173,9 @@ def model_card(name: str, card: dict[str, Any], table: str) -> str:
 - Data: {c['data']}; {c['image_size']} px random resized crops (area 25-100%) and flips; grayscale photos removed.
 - Steps: {c['step']} x batch {c['batch']} = {c['images']:,} images; Adam, learning rate {c['learning_rate']} with {c['warmup_steps']}
   warm-up steps and cosine decay.
-- Wall time: {c['wall_minutes']:.0f} min on {c['hardware']}, {c['budget_note']}
-{('- Note: ' + NOTES[name] + chr(10)) if name in NOTES else ''}- Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
+- Start: {c['init_note']}.
+- Wall time: {c['wall_minutes']:.0f} min of training on {c['hardware']}; {c['budget_note']}
+- Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
   photo's resolution and joined with the photo's own L (every detail of the input's lightness is kept).
 
 ## Metrics
@@ -191,8 +197,8 @@ In-training evaluation on 256 held-out photos_256 photos at 64 px (both models; 
 L input | accurate | vivid | ground truth, Kodak24 (full-resolution outputs, shown at 192 px).
 
 ## Limits
-Trained for {c['wall_minutes']:.0f} minutes on a 2-core CPU from random initialization on 35k small photos, with no
-pretrained encoder. The metrics above are the evidence of what it does: colors are right where lightness and
+Trained on a 2-core CPU ({c['budget_note'].rstrip('.')}) on 35k small photos, with no pretrained
+encoder. The metrics above are the evidence of what it does: colors are right where lightness and
 context decide them; elsewhere (in the samples) `accurate` leaves objects in muted warm tones and `vivid` often
 paints uncertain regions orange-brown or in arbitrary saturated hues. Weights: `variables.npz` (numpy arrays, read
 without pickle), with the run's `config.json`{' and its `bins.npz` / `prior.npz`' if c['head'] == 'classification' else ''}.
@@ -205,11 +211,13 @@ def main() -> None:
   p.add_argument("--vivid", required=True, help="workdir trained with configs/reference_vivid.py")
   p.add_argument("--data_dir", default="~/tensorflow_datasets")
   p.add_argument("--data_root", default=os.environ["JAXCOLOR_DATA"], help="holds eval/kodak24 (the sample sheet)")
-  p.add_argument("--budget_note", default="")
+  p.add_argument("--note", action="append", default=[], metavar="NAME=TEXT",
+                 help="a model's budget as the card states it (parts, inherited training), e.g. vivid='...'")
   p.add_argument("--out_dir", default=str(HERE), help="results, figures (default: this folder)")
   p.add_argument("--package_root", default=None, help="where models are exported (default: the package)")
   p.add_argument("--max_batches", type=int, default=0, help="per eval set; 0: all (smoke runs: 1)")
   a = p.parse_args()
+  notes = dict(n.split("=", 1) for n in a.note)
   out_dir = pathlib.Path(a.out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   runs = {"accurate": a.accurate, "vivid": a.vivid}
@@ -239,7 +247,7 @@ def main() -> None:
         image_size=cfg.image_size, inference_size=cfg.get("inference_size") or cfg.image_size, batch=cfg.batch_size,
         images=colorizers[name].step * cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps, wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
-        budget_note=a.budget_note or "one run.", metrics=results[name],
+        budget_note=notes.get(name, "one run."), init_note=init_note(cfg), metrics=results[name],
         release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))
     folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root)
     card["step"] = colorizers[name].step  # what export recorded in card.json
