@@ -7,4 +7,5 @@ import os
 import pathlib
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
-os.environ.setdefault("JAXCOLOR_DATA", str(SHARED_DATA))
+if not os.environ.get("JAXCOLOR_DATA"):
+  os.environ["JAXCOLOR_DATA"] = str(SHARED_DATA)

@@ -321,7 +321,7 @@ def load_run_artifacts(workdir: str | os.PathLike) -> RunArtifacts:
   config_path = workdir / CONFIG_FILE
   if not config_path.exists():
     raise FileNotFoundError(f"{config_path} not found: not a jaxcolor run directory")
-  config = saved_config(workdir)
+  config = json.loads(config_path.read_text())
   bins = prior = None
   if (workdir / BINS_FILE).exists():
     with np.load(workdir / BINS_FILE, allow_pickle=False) as f:
@@ -345,30 +345,27 @@ def _to_json_dict(d: Any) -> dict[str, Any]:
 
 
 def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
-  """The workdir's config.json as a dict (None when there is none), with the fields it predates filled from
-  `jaxcolor.defaults`: a field added later defaults to what the code did before it existed."""
+  """The workdir's config.json as a dict, or None when there is none."""
   path = pathlib.Path(workdir) / CONFIG_FILE
-  return _with_defaults(json.loads(path.read_text()), _to_json_dict(defaults.get_config())) if path.exists() else None
-
-
-def _with_defaults(saved: Any, default: Any) -> Any:
-  """`saved` with every key of `default` it lacks added, recursively (values of `saved` win)."""
-  if not (isinstance(saved, dict) and isinstance(default, dict)):
-    return saved
-  return {**default, **{k: _with_defaults(v, default.get(k)) for k, v in saved.items()}}
+  return json.loads(path.read_text()) if path.exists() else None
 
 
 def config_differences(workdir: str | os.PathLike, config: Mapping[str, Any]) -> list[str]:
-  """Dotted paths where `config` differs from the workdir's config.json ([] if none or no file)."""
+  """Dotted paths where `config` differs from the workdir's config.json ([] if none or no file).
+
+  A field the saved config lacks (the run predates it) counts as holding its `jaxcolor.defaults` value: a field
+  added later defaults to what the code did before it existed, so older runs resume without a list of them."""
   saved = saved_config(workdir)
-  return [] if saved is None else _diff_keys(saved, _to_json_dict(config))
+  return [] if saved is None else _diff_keys(saved, _to_json_dict(config), _to_json_dict(defaults.get_config()))
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-  """Dotted paths where two JSON trees differ."""
+def _diff_keys(a: Any, b: Any, default: Any = None, prefix: str = "") -> list[str]:
+  """Dotted paths where two JSON trees differ; a key missing from `a` reads as its value in `default`."""
   if isinstance(a, dict) and isinstance(b, dict):
+    d = default if isinstance(default, dict) else {}
     return [k for key in sorted(set(a) | set(b))
-            for k in _diff_keys(a.get(key, _MISSING), b.get(key, _MISSING), f"{prefix}{key}.")]
+            for k in _diff_keys(a.get(key, d.get(key, _MISSING)), b.get(key, _MISSING), d.get(key),
+                                f"{prefix}{key}.")]
   return [] if a == b else [prefix[:-1] or "<root>"]
 
 

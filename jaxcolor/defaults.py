@@ -1,7 +1,7 @@
 """The default config: every field a run has, with the value that applies when a config does not set it.
 
 Why in the package: a run's config.json is read back by resume, colorize and evaluate, possibly by a newer
-jaxcolor whose configs have fields the run predates. `checkpoint.saved_config` fills those from here, so a
+jaxcolor whose configs have fields the run predates. `checkpoint.config_differences` reads those as here, so a
 field added later must default to what the code did before it existed (resuming then compares like with
 like, with no list of added fields to maintain). `configs/default.py` starts every recipe from this.
 """

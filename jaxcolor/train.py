@@ -70,7 +70,7 @@ RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "eva
                   "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
                   "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism",
                   "inference_size")
-# A config.json written before a field existed reads as holding that field's default (`checkpoint.saved_config`).
+# A config.json written before a field existed reads as holding its default (`checkpoint.config_differences`).
 
 
 def _check_same_config(config, workdir: pathlib.Path) -> None:

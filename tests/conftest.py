@@ -16,7 +16,8 @@ import pytest
 
 # The data root of the registered photo sets (tiny_imagenet_64, photos_256, kodak24, mcmaster): $JAXCOLOR_DATA when
 # set, else the shared photos beside the repository (../shared/data).
-os.environ.setdefault("JAXCOLOR_DATA", str(pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+if not os.environ.get("JAXCOLOR_DATA"):
+  os.environ["JAXCOLOR_DATA"] = str(pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data")
 SHARED_DATA = pathlib.Path(os.environ["JAXCOLOR_DATA"])
 
 
