@@ -153,7 +153,8 @@ def tables(results: dict[str, dict[str, Any]]) -> str:
 def init_note(cfg: Any) -> str:
   """Where training started, as the card says it."""
   if not cfg.get("init_from"):
-    return "random initialization (the regression projection at zero: an untrained model is the gray baseline)"
+    zero = " (the output projection at zero: an untrained model is the gray baseline)" if cfg.head == "regression" else ""
+    return "random initialization" + zero
   skip = f", all but {', '.join(cfg.init_from_exclude)} (freshly initialized)" if cfg.get("init_from_exclude") else ""
   return f"the weights of `{pathlib.Path(cfg.init_from).name}`{skip}; the prior estimated from the training data"
 
