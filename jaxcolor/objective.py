@@ -92,17 +92,19 @@ def check(config: Any, provides: Mapping[str, bool]) -> None:
   """Fails (ValueError) for unknown terms, bad weights or options, a term that does not fit the head, or a
   need (losses.NEEDS) the config does not provide (`provides`: need -> whether it is available)."""
   weights = term_weights(config)
+  single = not any(float(v) != 0.0 for v in _plain(config.get("losses")).values())
   for name, weight in weights.items():
     spec = losses.loss_spec(name)  # unknown names list the choices
+    where = f"config.loss={name!r}" if single else f"loss {name!r}"
     if not weight >= 0.0 or weight != weight:
       raise ValueError(f"config.losses.{name}={weight}: a weight must be >= 0")
     if config.head not in spec.heads:
       fitting = sorted(n for n, s in losses.LOSSES.items() if config.head in s.heads)
-      raise ValueError(f"loss {name!r} needs head {' or '.join(map(repr, spec.heads))} but config.head="
+      raise ValueError(f"{where} needs head {' or '.join(map(repr, spec.heads))} but config.head="
                        f"{config.head!r}; losses for {config.head}: {', '.join(fitting)}")
     for need in spec.needs:
       if not provides.get(need, False):
-        raise ValueError(f"loss {name!r} needs {need}: {losses.NEEDS[need]}, which this config does not give")
+        raise ValueError(f"{where} needs {need}: {losses.NEEDS[need]}, which this config does not give")
     losses.check_options(name, term_options(config, name))
   unknown = sorted(set(_plain(config.get("losses"))) - set(losses.LOSSES))
   if unknown:
