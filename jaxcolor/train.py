@@ -70,6 +70,8 @@ RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "eva
                   "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
                   "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism",
                   "inference_size")
+RUN_AHEAD = 2  # steps the host may dispatch beyond the last finished one (async dispatch keeps the device busy)
+
 # A config.json written before a field existed reads as holding its default (`checkpoint.config_differences`).
 
 
@@ -294,6 +296,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     for step in range(start + 1, config.total_steps + 1):
       state, metrics = trainer.train_step(state, next(batches))
       pending.append(metrics)
+      if len(pending) > RUN_AHEAD:  # bound how far the host runs ahead of the device: a SIGTERM (a TPU
+        jax.block_until_ready(pending[-RUN_AHEAD - 1]["loss"])  # preemption notice) then saves within a step or two
       is_last = step == config.total_steps
       due = trainer.due_evals(step, is_last)
       eval_now = bool(due)
