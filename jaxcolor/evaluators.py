@@ -237,11 +237,9 @@ class EvalSpec:
   decoding: str | None = None  # classification: how logits become ab [config.decoding]
   temperature: float | None = None  # annealed-mean temperature [config.temperature]
 
-  def cadence(self, config: Any) -> int:
-    return int(config.eval_every if self.every is None else self.every)
-
   def due(self, config: Any, step: int, last: bool) -> bool:
-    every = self.cadence(config)
+    """Whether it runs after `step`: at its cadence, and always after the last step."""
+    every = int(config.eval_every if self.every is None else self.every)
     return last or bool(every and step % every == 0)
 
   def data_config(self, config: Any) -> ml_collections.ConfigDict:

@@ -22,6 +22,17 @@ from jaxcolor import task as task_lib
 Array = jnp.ndarray
 
 
+def pixel_scale(shape: tuple[int, ...], pixel_weights: Array | None, mask: Array | None) -> Array:
+  """(B, H, W) factors that turn a sum over pixels into the weighted mean over valid pixels."""
+  valid = jnp.ones(shape, jnp.float32)
+  if mask is not None:
+    mask = jnp.asarray(mask, jnp.float32)
+    valid = valid * mask.reshape(mask.shape + (1,) * (len(shape) - mask.ndim))
+  scale = valid / jnp.maximum(jnp.sum(valid), 1.0)
+  return scale if pixel_weights is None else scale * jnp.asarray(pixel_weights, jnp.float32)
+
+
+
 @flax.struct.dataclass
 class LossInputs:
   """One batch as the loss terms see it (a pytree; `task` is static)."""
@@ -77,14 +88,10 @@ class LossInputs:
   def mean_over_pixels(self, per_pixel: Array, *, rebalanced: bool = False) -> Array:
     """Mean of (B, h', w') values over the valid examples' pixels; `rebalanced`: weighted by the class-
     rebalancing weights (resized to h' x w' when the loss works at another resolution)."""
-    scale = self.example_mask()[:, None, None] * jnp.ones(per_pixel.shape, jnp.float32)
-    scale = scale / jnp.maximum(jnp.sum(scale), 1.0)
-    if rebalanced and self.pixel_weights is not None:
-      w = self.pixel_weights
-      if w.shape[1:] != per_pixel.shape[1:]:
-        w = jax.image.resize(w, per_pixel.shape, "nearest")
-      scale = scale * w
-    return jnp.sum(per_pixel * scale)
+    w = self.pixel_weights if rebalanced else None
+    if w is not None and w.shape[1:] != per_pixel.shape[1:]:
+      w = jax.image.resize(w, per_pixel.shape, "nearest")
+    return jnp.sum(per_pixel * pixel_scale(per_pixel.shape, w, self.mask))
 
   def mean_over_examples(self, per_example: Array) -> Array:
     """Mean of (B,) values over the valid examples."""

@@ -31,20 +31,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import head_loss, quantize
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor import head_loss, metrics, quantize
+from jaxcolor.loss_inputs import LossInputs, pixel_scale as _pixel_scale
 
 Array = jnp.ndarray
-
-
-def _pixel_scale(shape: tuple[int, ...], pixel_weights: Array | None, mask: Array | None) -> Array:
-  """(B, H, W) factors that turn a sum over pixels into the weighted mean over valid pixels."""
-  valid = jnp.ones(shape, jnp.float32)
-  if mask is not None:
-    mask = jnp.asarray(mask, jnp.float32)
-    valid = valid * mask.reshape(mask.shape + (1,) * (len(shape) - mask.ndim))
-  scale = valid / jnp.maximum(jnp.sum(valid), 1.0)
-  return scale if pixel_weights is None else scale * jnp.asarray(pixel_weights, jnp.float32)
 
 
 def _reduce(per_pixel: Array, pixel_weights: Array | None, mask: Array | None) -> Array:
@@ -112,14 +102,8 @@ def colorfulness(x: LossInputs, *, temperature: float | None = None, eps: float 
   """|CF(predicted RGB) - CF(true RGB)| / 100 per photo (Hasler-Suesstrunk on [0, 255]), mean over photos.
 
   `eps` inside the square roots keeps the gradient finite for a gray prediction (CF's sqrt at 0)."""
-  def cf(rgb: Array) -> Array:
-    v = rgb * 255.0
-    rg, yb = v[..., 0] - v[..., 1], 0.5 * (v[..., 0] + v[..., 1]) - v[..., 2]  # (B, H, W)
-    m_rg, m_yb = jnp.mean(rg, axis=(1, 2)), jnp.mean(yb, axis=(1, 2))
-    var = jnp.var(rg, axis=(1, 2)) + jnp.var(yb, axis=(1, 2))
-    return jnp.sqrt(var + eps) + 0.3 * jnp.sqrt(m_rg ** 2 + m_yb ** 2 + eps)
-  truth = jax.lax.stop_gradient(cf(x.true_rgb()))
-  return x.mean_over_examples(jnp.abs(cf(x.pred_rgb(temperature)) - truth)) / 100.0
+  truth = jax.lax.stop_gradient(metrics.colorfulness(x.true_rgb(), eps=eps))
+  return x.mean_over_examples(jnp.abs(metrics.colorfulness(x.pred_rgb(temperature), eps=eps) - truth)) / 100.0
 
 
 def _kernel(fn: Callable[..., Array]) -> Callable[..., Array]:

@@ -135,8 +135,10 @@ def auc(pred_ab: Array, gt_ab: Array, mask: Array | None = None,
   return _apply_mask(100.0 * area / max_threshold, mask)
 
 
-def colorfulness(rgb: Array, mask: Array | None = None) -> Array:
-  """Hasler-Suesstrunk colorfulness per example of RGB (B, H, W, 3), computed on the [0, 255] scale."""
+def colorfulness(rgb: Array, mask: Array | None = None, eps: float = 0.0) -> Array:
+  """Hasler-Suesstrunk colorfulness per example of RGB (B, H, W, 3), computed on the [0, 255] scale.
+
+  `eps` inside the square roots keeps the gradient finite at a gray image (the loss term uses it)."""
   x = _rgb01(rgb) * 255.0
   r, g, b = x[..., 0], x[..., 1], x[..., 2]
   rg, yb = r - g, 0.5 * (r + g) - b  # (B, H, W)
@@ -144,7 +146,7 @@ def colorfulness(rgb: Array, mask: Array | None = None) -> Array:
   m_rg, m_yb = jnp.mean(rg, axis=axes), jnp.mean(yb, axis=axes)
   var_rg = jnp.mean((rg - m_rg[:, None, None]) ** 2, axis=axes)
   var_yb = jnp.mean((yb - m_yb[:, None, None]) ** 2, axis=axes)
-  cf = jnp.sqrt(var_rg + var_yb) + 0.3 * jnp.sqrt(m_rg ** 2 + m_yb ** 2)
+  cf = jnp.sqrt(var_rg + var_yb + eps) + 0.3 * jnp.sqrt(m_rg ** 2 + m_yb ** 2 + eps)
   return _apply_mask(cf, mask)
 
 

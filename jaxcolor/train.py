@@ -233,18 +233,14 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def config_eval_names(config) -> tuple[str, ...]:
-  return tuple(evaluators.eval_specs(config))
-
-
 def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool:
   """Updates best / patience in `meta`; True when the metric has not improved for `patience` evals."""
   name = config.early_stopping_metric
   if not name:
     return False
   if name not in results:
-    if name.split("/")[0] in config_eval_names(config) and not any(k.startswith(name.split("/")[0] + "/")
-                                                                  for k in results):
+    evaluation = name.split("/")[0]
+    if evaluation in evaluators.eval_specs(config) and not any(k.startswith(evaluation + "/") for k in results):
       return False  # its evaluation did not run at this step
     raise ValueError(f"early_stopping_metric {name!r} is not reported; metrics: {', '.join(sorted(results))}")
   value = results[name]
