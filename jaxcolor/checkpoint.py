@@ -21,6 +21,7 @@ Preemption has two paths that the training loop sees through one call, `Checkpoi
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -107,6 +108,25 @@ def abstract_state(tree: PyTree) -> PyTree:
   return jax.tree.map(leaf, tree)
 
 
+def _as_saved(tree: PyTree) -> PyTree:
+  """A struct state as the dict written to disk: fields that have a default and hold an empty dict (e.g.
+  `TrainState.loss_state` without stateful loss terms) are left out, so checkpoints from before such a field
+  existed and checkpoints of runs that do not use it have the same layout. Other trees: unchanged."""
+  if not dataclasses.is_dataclass(tree) or isinstance(tree, type):
+    return tree
+  def left_out(f: dataclasses.Field) -> bool:
+    has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    return has_default and isinstance(getattr(tree, f.name), dict) and not getattr(tree, f.name)
+  return {f.name: getattr(tree, f.name) for f in dataclasses.fields(tree) if not left_out(f)}
+
+
+def _from_saved(restored: PyTree, template: PyTree) -> PyTree:
+  """The inverse of `_as_saved`: the restored dict back into the template's struct (left-out fields: {})."""
+  if not dataclasses.is_dataclass(template) or isinstance(template, type):
+    return restored
+  return type(template)(**{f.name: restored.get(f.name, {}) for f in dataclasses.fields(template)})
+
+
 class Checkpointer:
   """Periodic (async) saves of a train state pytree plus JSON metadata, keep-N, resume with fallback.
 
@@ -172,7 +192,7 @@ class Checkpointer:
     if self._config is not None:
       full_meta.setdefault("config", self._config)
     return self._mngr.save(step, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(full_meta)))
+        state=ocp.args.StandardSave(_as_saved(state)), meta=ocp.args.JsonSave(full_meta)))
 
   def wait(self) -> None:
     """Blocks until pending async saves are on disk (and old steps deleted)."""
@@ -214,7 +234,7 @@ class Checkpointer:
     for s in candidates:
       try:
         out = self._mngr.restore(s, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(template_state), meta=ocp.args.JsonRestore()))
+            state=ocp.args.StandardRestore(_as_saved(template_state)), meta=ocp.args.JsonRestore()))
       except Exception as e:  # pylint: disable=broad-except  # tensorstore/json/IO errors differ by damage
         if step is not None:
           raise
@@ -225,7 +245,7 @@ class Checkpointer:
         continue
       if failed:
         self._quarantine([f for f, _ in failed])
-      return out["state"], dict(out["meta"]), s
+      return _from_saved(out["state"], template_state), dict(out["meta"]), s
     tried = "; ".join(f"step {s}: {e}" for s, e in failed)
     raise CheckpointNotFoundError(f"no checkpoint in {self.directory} could be restored ({tried})")
 

@@ -32,7 +32,6 @@ def pixel_scale(shape: tuple[int, ...], pixel_weights: Array | None, mask: Array
   return scale if pixel_weights is None else scale * jnp.asarray(pixel_weights, jnp.float32)
 
 
-
 @flax.struct.dataclass
 class LossInputs:
   """One batch as the loss terms see it (a pytree; `task` is static)."""
@@ -46,6 +45,7 @@ class LossInputs:
   step: Array  # scalar int32: the step being taken
   rng: Array  # a key for this step (already folded with the step): terms fold in their own constants
   task: task_lib.ColorTask = flax.struct.field(pytree_node=False)
+  loss_state: Any = flax.struct.field(default_factory=dict)  # {term: state} of the stateful terms (frozen here)
 
   # -- the prediction in each form ------------------------------------------------------------------------
 

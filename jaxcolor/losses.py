@@ -17,6 +17,12 @@ The per-pixel kernels below keep their array signature (prediction, target, *, p
 Terms on decoded colors: `l1_decoded` / `l2_decoded` (the annealed-mean ab of a classification head against
 the true ab, in ab / 110 units like the regression losses) and `colorfulness` (|CF(prediction) - CF(truth)|
 per photo, DDColor's push toward natural saturation, / 100).
+Terms with state (`stateful=True`): the registry holds a class whose keyword fields are the options; an
+instance has `init(rng) -> state`, `__call__(x, state) -> scalar`, optionally `update(x, state, axis_name) ->
+(state, metrics)` (run in the same compiled step) and `check()` (run before compilation). Their state lives in
+`TrainState.loss_state[name]`, checkpointed with the model: `perceptual` (frozen VGG16 features,
+`jaxcolor.perceptual`) and `adversarial` (a PatchGAN discriminator with its own optimizer,
+`jaxcolor.adversarial`).
 
 To add a loss: write `def my_term(x: LossInputs, *, option=...) -> Array` and add one line to LOSSES.
 """
@@ -32,7 +38,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor import head_loss, metrics, quantize
+from jaxcolor.adversarial import Adversarial
 from jaxcolor.loss_inputs import LossInputs, pixel_scale as _pixel_scale
+from jaxcolor.perceptual import Perceptual
 
 Array = jnp.ndarray
 
@@ -124,11 +132,12 @@ NEEDS = {
 
 @dataclasses.dataclass(frozen=True)
 class LossSpec:
-  fn: Callable[..., Array]  # fn(inputs: LossInputs, **options) -> scalar
+  fn: Callable[..., Any]  # fn(inputs: LossInputs, **options) -> scalar; stateful: the term's class
   heads: tuple[str, ...]  # the model heads this term fits
   needs: tuple[str, ...] = ()  # keys of NEEDS
   head_input: bool = False  # accepts a head_loss.HeadInput as outputs: the head may defer its 1x1 projection
   kernel: Callable[..., Array] | None = None  # the array-signature function, for per-pixel losses
+  stateful: bool = False  # fn(**options) is an object with init / __call__(x, state) [/ update / check]
 
   @property
   def head(self) -> str:
@@ -144,6 +153,8 @@ LOSSES: dict[str, LossSpec] = {
     "l1_decoded": LossSpec(l1_decoded, ("classification",), needs=("logits",)),
     "l2_decoded": LossSpec(l2_decoded, ("classification",), needs=("logits",)),
     "colorfulness": LossSpec(colorfulness, HEADS),
+    "perceptual": LossSpec(Perceptual, HEADS, stateful=True),
+    "adversarial": LossSpec(Adversarial, HEADS, stateful=True),
 }
 
 
@@ -156,10 +167,12 @@ def get_loss(name: str, **options: Any) -> Callable[..., Array]:
   return functools.partial(spec.kernel, **options)
 
 
-def get_term(name: str, **options: Any) -> Callable[[LossInputs], Array]:
-  """The term `name` with its options bound: a function of LossInputs."""
+def get_term(name: str, **options: Any) -> Callable[..., Array]:
+  """The term `name` with its options bound: a function of LossInputs (of LossInputs and its state for a
+  stateful term: then the term object, whose option errors raise ValueError here)."""
   check_options(name, options)
-  return functools.partial(loss_spec(name).fn, **options)
+  spec = loss_spec(name)
+  return spec.fn(**options) if spec.stateful else functools.partial(spec.fn, **options)
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
@@ -169,6 +182,8 @@ def check_options(name: str, options: dict[str, Any]) -> None:
   try:
     if spec.kernel is not None:
       inspect.signature(fn).bind_partial(None, None, **options)
+    elif spec.stateful:
+      inspect.signature(fn).bind_partial(**options)
     else:
       inspect.signature(fn).bind_partial(None, **options)
   except TypeError as e:

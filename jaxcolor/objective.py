@@ -8,6 +8,10 @@ weighted sum, else `config.loss` with `config.loss_kwargs` alone (weight 1: the 
 could be composed). Options of a term are `config.loss_options.<name>.<option>`, filled from the term's
 keyword defaults (`config_fields`), so both can be set from the command line. Each term's raw value and its weighted share are logged
 (train/loss/<name>, train/loss/<name>_weighted) next to the total (train/loss).
+
+Stateful terms (perceptual, adversarial) keep their state in `TrainState.loss_state[name]`: the objective
+creates it (`init_state`), hands it to the term with the batch, and runs the terms' own updates after the
+model's gradient (`update`, e.g. the discriminator's step).
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax.numpy as jnp
+import jax
 import ml_collections
 
 from jaxcolor import losses
@@ -28,11 +33,16 @@ Array = jnp.ndarray
 @dataclasses.dataclass(frozen=True, eq=False)
 class Objective:
   """Terms (name, weight, term function); hashed by identity so it can be a static argument of jit."""
-  terms: tuple[tuple[str, float, Callable[[LossInputs], Array]], ...]
+  terms: tuple[tuple[str, float, Callable[..., Array]], ...]
 
   @property
   def names(self) -> tuple[str, ...]:
     return tuple(name for name, _, _ in self.terms)
+
+  @property
+  def stateful(self) -> tuple[str, ...]:
+    """Names of the terms that keep state in TrainState.loss_state."""
+    return tuple(name for name in self.names if losses.loss_spec(name).stateful)
 
   @property
   def head_input(self) -> bool:
@@ -43,12 +53,27 @@ class Objective:
     """(total, {"loss/<name>": raw, "loss/<name>_weighted": weight * raw}); one term: total = 1 * raw."""
     total, logged = None, {}
     for name, weight, fn in self.terms:
-      raw = fn(x)
+      raw = fn(x, x.loss_state[name]) if name in self.stateful else fn(x)
       share = raw if weight == 1.0 else weight * raw
       total = share if total is None else total + share
       if len(self.terms) > 1:
         logged[f"loss/{name}"], logged[f"loss/{name}_weighted"] = raw, share
     return total, logged
+
+  def init_state(self, rng: Array) -> dict[str, Any]:
+    """{name: initial state} of the stateful terms (on the host: a term may read a file); {} if none."""
+    return {name: fn.init(jax.random.fold_in(rng, i)) for i, (name, _, fn) in enumerate(self.terms)
+            if name in self.stateful}
+
+  def update(self, x: LossInputs, axis_name: str | None = None) -> tuple[dict[str, Any], dict[str, Array]]:
+    """The terms' own steps on this batch (`x` holds the model's outputs before its update): the new
+    loss_state and their metrics (e.g. loss/adversarial_d)."""
+    state, logged = dict(x.loss_state), {}
+    for name, _, fn in self.terms:
+      if name in self.stateful and hasattr(fn, "update"):
+        state[name], m = fn.update(x, x.loss_state[name], axis_name)
+        logged.update(m)
+    return state, logged
 
 
 def config_fields() -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
@@ -106,6 +131,10 @@ def check(config: Any, provides: Mapping[str, bool]) -> None:
       if not provides.get(need, False):
         raise ValueError(f"{where} needs {need}: {losses.NEEDS[need]}, which this config does not give")
     losses.check_options(name, term_options(config, name))
+    if spec.stateful:  # the term's own checks (option values, files), before anything compiles
+      term = losses.get_term(name, **term_options(config, name))
+      if hasattr(term, "check"):
+        term.check()
   unknown = sorted(set(_plain(config.get("losses"))) - set(losses.LOSSES))
   if unknown:
     raise ValueError(f"config.losses names {unknown}; registered losses: {', '.join(sorted(losses.LOSSES))}")

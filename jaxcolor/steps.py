@@ -22,12 +22,14 @@ Array = jnp.ndarray
 
 
 class TrainState(flax.struct.PyTreeNode):
-  """Everything a step changes: step (scalar int32), params, batch_stats, opt_state, rng (raw key data)."""
+  """Everything a step changes: step (scalar int32), params, batch_stats, opt_state, rng (raw key data), and
+  the state of stateful loss terms ({} unless the objective has some, e.g. a discriminator)."""
   step: Array
   params: Any
   batch_stats: Any
   opt_state: Any
   rng: Array  # uint32 key data of the run's base key (folded with the step in each step)
+  loss_state: Any = flax.struct.field(default_factory=dict)  # {term name: its state}, objective.init_state
 
 
 RNG_IMPL = "rbg"  # XLA:CPU compiles threefry-based initializers ~6x slower; rbg is ample for init and dropout
@@ -57,7 +59,8 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
                ) -> tuple[TrainState, dict[str, Array]]:
   """One optimizer step on batch {"image": uint8 (B, H, W, 3), "mask": bool (B,)}.
 
-  `loss_fn` (an `objective.Objective`) maps the batch's LossInputs to (total, {logged term: value}).
+  `loss_fn` (an `objective.Objective`) maps the batch's LossInputs to (total, {logged term: value}); its
+  stateful terms then take their own steps on the same batch (`Objective.update`, e.g. a discriminator).
   Under pmap (`axis_name` set) gradients, losses and BatchNorm statistics are averaged over devices; the
   model must then have been built with bn_axis_name=axis_name. Returns the new state and scalar metrics.
   """
@@ -69,20 +72,23 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
     outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
                                    rngs={"dropout": rng}, mutable=["batch_stats"])
     inputs = LossInputs(outputs=outputs, images=batch["image"], l=l, ab=ab, target=target,
-                        pixel_weights=pixel_weights, mask=mask, step=state.step, rng=rng, task=task)
+                        pixel_weights=pixel_weights, mask=mask, step=state.step, rng=rng, task=task,
+                        loss_state=state.loss_state)
     total, terms = loss_fn(inputs)
-    return total, (updates, terms)
+    return total, (updates, terms, inputs)
 
-  (loss, (updates, terms)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+  (loss, (updates, terms, inputs)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
   if axis_name is not None:
     grads = jax.lax.pmean(grads, axis_name)
     loss, terms = jax.lax.pmean((loss, terms), axis_name)
+  loss_state, side = loss_fn.update(inputs, axis_name) if state.loss_state else (state.loss_state, {})
+  finite = jnp.all(jnp.isfinite(jnp.stack([loss, *side.values()])))
   extra = {"value": loss} if pass_loss_to_optimizer else {}
   opt_updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
   params = optax.apply_updates(state.params, opt_updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                            batch_stats=updates.get("batch_stats", state.batch_stats))
-  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": jnp.isfinite(loss), **terms}
+                            batch_stats=updates.get("batch_stats", state.batch_stats), loss_state=loss_state)
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": finite, **terms, **side}
   return new_state, metrics
 
 

@@ -124,6 +124,9 @@ class Trainer:
     self.tx = optim.make_optimizer(self.config, params_shape["params"])
     init = functools.partial(steps.init_state, model=self.model, tx=self.tx, image_shape=example.shape)
     state = jax.jit(init, out_shardings=parallel.replicated(self.mesh))(steps.make_rng(self.config.seed))
+    loss_state = self.loss_fn.init_state(jax.random.fold_in(steps.make_rng(self.config.seed), 1))
+    if loss_state:  # stateful loss terms (a discriminator, frozen VGG16 features): replicated like the params
+      state = state.replace(loss_state=jax.device_put(loss_state, parallel.replicated(self.mesh)))
     # An empty path keeps that encoder's random init: configs list every encoder with "" so that
     # `--config.pretrained.<name>=/path.h5` can set it (config_flags cannot add new keys).
     weights = {k: v for k, v in self.config.pretrained.to_dict().items() if v}
@@ -320,7 +323,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
         if stop:
           meta["early_stopped_at"] = step  # a relaunch of the finished run does not train on
       if save or stop:
-        if not bool(_all_finite((state.params, state.batch_stats))):  # loss k predates update k
+        if not bool(_all_finite((state.params, state.batch_stats, state.loss_state))):  # loss k predates update k
           raise NonFiniteLossError(
               f"the parameters became NaN or Inf at or before step {step} (the loss was still finite); "
               f"stopping without saving. The newest checkpoint in {wd / checkpoint.CHECKPOINT_DIR} is from "

@@ -97,6 +97,40 @@ def test_single_process_save_compiles_nothing(tmp_path, mesh):
   ckpt.close()
 
 
+def test_checkpoints_from_before_loss_state_restore_and_the_layout_is_unchanged(tmp_path):
+  """TrainState.loss_state (stateful loss terms) is a field a checkpoint may predate: a state saved without it
+  (the TrainState of earlier mains) restores into today's TrainState with loss_state {}, and a run without
+  stateful terms writes no loss_state entry, so both kinds of checkpoint have one layout."""
+  import flax
+  from jaxcolor import steps
+
+  @flax.struct.dataclass
+  class EarlierTrainState:
+    step: jax.Array
+    params: dict
+    batch_stats: dict
+    opt_state: tuple
+    rng: jax.Array
+
+  fields = dict(step=jnp.asarray(7, jnp.int32), params={"w": jnp.arange(3.0)}, batch_stats={},
+                opt_state=(jnp.ones(3),), rng=jnp.zeros(2, jnp.uint32))
+  for name, state in (("earlier", EarlierTrainState(**fields)), ("today", steps.TrainState(**fields))):
+    with checkpoint.Checkpointer(tmp_path / name, async_save=False) as ck:
+      ck.maybe_save(7, state, force=True)
+    with checkpoint.Checkpointer(tmp_path / name, read_only=True) as ck:
+      assert "loss_state" not in ck.restore()[0]  # as saved
+      restored, _, _ = ck.restore(checkpoint.abstract_state(steps.TrainState(**fields)))
+    assert isinstance(restored, steps.TrainState) and restored.loss_state == {}
+    np.testing.assert_array_equal(restored.params["w"], np.arange(3.0))
+    assert int(restored.step) == 7
+  with_state = steps.TrainState(**fields, loss_state={"d": {"w": jnp.ones(2)}})
+  with checkpoint.Checkpointer(tmp_path / "stateful", async_save=False) as ck:
+    ck.maybe_save(7, with_state, force=True)
+  with checkpoint.Checkpointer(tmp_path / "stateful", read_only=True) as ck:
+    restored, _, _ = ck.restore(checkpoint.abstract_state(with_state))
+  np.testing.assert_array_equal(restored.loss_state["d"]["w"], np.ones(2))
+
+
 def test_keep_n_keeps_newest(tmp_path, mesh):
   state = _state(mesh)
   with _sync(tmp_path, keep=2, save_every=1) as ckpt:

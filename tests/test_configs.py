@@ -90,9 +90,9 @@ def _invalid(**overrides):
 @pytest.mark.parametrize("overrides, match", [
     (dict(model="unet3000"), r"config\.model='unet3000'.*autoencoder, cnn_baseline, eccv16"),
     (dict(loss="cross_entropy"), r"config\.loss='cross_entropy' needs head 'classification'.*losses for "
-                                 r"regression: colorfulness, huber, l1, l2"),
+                                 r"regression: adversarial, colorfulness, huber, l1, l2, perceptual"),
     (dict(head="classification"), r"config\.loss='l2' needs head 'regression'.*losses for classification: "
-                                  r"colorfulness, cross_entropy, l1_decoded, l2_decoded"),
+                                  r"adversarial, colorfulness, cross_entropy, l1_decoded, l2_decoded, perceptual"),
     (dict(batch_size=12), r"batch_size 12 is not divisible by the 8 devices"),
     (dict(model_kwargs=dict(widht=2)), r"model_kwargs \['features', 'widht'\] do not fit model 'unet'"),
     (dict(optimizer="lamb"), r"unknown config\.optimizer 'lamb'; choices: \['adam', 'adamw', 'sgd'\]"),

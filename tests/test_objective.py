@@ -1,6 +1,8 @@
 """Composed objectives and the terms on decoded colors: values against float64 / independent oracles, finite-
 difference gradients, short training runs that lower them, config checks before compilation."""
 import functools
+import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +158,7 @@ def test_config_mistakes_fail_before_compilation(monkeypatch):
   config = unet_reg.get_config("local")
   config.losses.l1_decoded = 0.1
   with pytest.raises(ValueError, match="'l1_decoded' needs head 'classification'.*losses for regression: "
-                                       "colorfulness, huber, l1, l2"):
+                                       "adversarial, colorfulness, huber, l1, l2, perceptual"):
     builders.check_config(config)
   config = unet_cls.get_config("local")
   config.losses.cross_entropy = -1.0
@@ -175,3 +177,49 @@ def test_config_mistakes_fail_before_compilation(monkeypatch):
   config.loss_options.l1_decoded = {"sigma": 2.0}
   with pytest.raises(ValueError, match="loss 'l1_decoded' does not take options \\['sigma'\\]"):
     builders.check_config(config)
+
+
+def _readme_blocks() -> list[str]:
+  text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  section = text[text.index("## Extending"):text.index("## Experiments")]
+  return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_extending_examples_train(monkeypatch, tmp_path):
+  """The README's four terms, as printed (at most 20 lines each), register and take training steps."""
+  from jaxcolor.models import keras_weights
+  from jaxcolor.models.vgg import VGG16Encoder
+  blocks = _readme_blocks()
+  assert len(blocks) == 5  # the imports, then the four kinds of term
+  assert all(len([line for line in b.splitlines() if line.strip()]) <= 20 for b in blocks[1:])
+  monkeypatch.setattr(losses, "LOSSES", dict(losses.LOSSES))  # the examples register into a copy
+  namespace: dict = {}
+  for block in blocks:
+    exec(block, namespace)  # pylint: disable=exec-used
+  vgg = VGG16Encoder(depths=(2, 2))
+  path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  keras_weights.save_keras_h5(path, vgg, vgg.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+  cases = {"my_l1_decoded": ("classification", {}), "my_colorfulness": ("classification", {}),
+           "my_perceptual": ("regression", {"weights": str(path)}), "my_hinge_gan": ("regression", {})}
+  for name, (head, options) in cases.items():
+    obj = objective.single(name, **options)
+    hist, state = _train_with_state(obj, head, n=3)
+    assert all(np.isfinite(h["loss"]) for h in hist), name
+    if name == "my_hinge_gan":
+      assert "loss/my_hinge_d" in hist[0]
+
+
+def _train_with_state(obj, head: str, n: int):
+  """_train for objectives with stateful terms: the loss state comes from obj.init_state."""
+  model = get_model("unet", head=head, num_bins=BINS.num_bins, features=(4, 8))
+  task = _cls_task() if head == "classification" else task_lib.ColorTask()
+  tx = optax.adam(3e-3)
+  state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, 16, 16, 3))
+  state = state.replace(loss_state=obj.init_state(jax.random.key(1)))
+  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=obj))
+  batch = {"image": _photos(7, b=4, size=16), "mask": np.ones(4, bool)}
+  hist = []
+  for _ in range(n):
+    state, m = step(state, batch)
+    hist.append({k: float(v) for k, v in m.items()})
+  return hist, state

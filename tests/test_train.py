@@ -283,6 +283,63 @@ def test_jit_and_pmap_runs_agree(data_dir, tmp_path, no_eval):
   assert jax.tree.map(np.shape, a) == jax.tree.map(np.shape, b)
 
 
+# -- 5b. stateful loss terms (a discriminator in the train state) ----------------------------------------
+
+
+def _adversarial_config(data_dir, **overrides):
+  """L2 + adversarial on the tiny U-Net; a small PatchGAN (width 4, 2 strided layers) with Adam."""
+  cfg = _config(data_dir, head="regression", loss="l2", optimizer="adam", learning_rate=1e-3, **overrides)
+  cfg.losses.l2, cfg.losses.adversarial = 1.0, 0.1
+  cfg.loss_options.adversarial.width, cfg.loss_options.adversarial.layers = 4, 2
+  return cfg
+
+
+def test_discriminator_state_resumes_exactly(data_dir, tmp_path, monkeypatch, no_eval):
+  """A run with a discriminator, killed after step 5 and resumed from step 3, ends with the colorizer's and the
+  discriminator's parameters, spectral vectors and both Adam states of the uninterrupted run."""
+  cfg = _adversarial_config(data_dir)
+  ref = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "ref"))
+  assert set(ref.loss_state) == {"adversarial"}
+  assert set(ref.loss_state["adversarial"]) == {"params", "spectral", "opt_state"}
+
+  def crash(step, state, metrics):
+    if step == 5:
+      raise _Crash
+    return state, metrics
+  with monkeypatch.context() as m:
+    _hook_steps(m, crash)
+    with pytest.raises(_Crash):
+      train.train_and_evaluate(cfg, tmp_path / "run")
+  saved = _restore(tmp_path / "run", 3)[0]
+  assert "loss_state" in saved  # the discriminator is in the checkpoint
+  resumed = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "run"))
+  _assert_trees_equal(resumed, ref)
+  start = jax.device_get(train.Trainer(cfg, tmp_path / "fresh").init_state().loss_state)
+  assert not np.array_equal(jax.tree.leaves(start)[0], jax.tree.leaves(ref.loss_state)[0])  # D did train
+
+
+def test_discriminator_under_pmap_matches_jit(data_dir, tmp_path, no_eval):
+  out = {p: jax.device_get(train.train_and_evaluate(_adversarial_config(data_dir, parallelism=p, total_steps=3),
+                                                    tmp_path / p)) for p in ("jit", "pmap")}
+  _assert_trees_equal(out["pmap"].params, out["jit"].params, rtol=1e-4, atol=1e-5)
+  _assert_trees_equal(out["pmap"].loss_state, out["jit"].loss_state, rtol=1e-4, atol=1e-5)
+
+
+def test_non_finite_discriminator_is_not_saved(data_dir, tmp_path, monkeypatch, no_eval):
+  """A discriminator that overflows (the colorizer's loss still finite at that step) stops the run before the
+  save, like the colorizer's own parameters."""
+  def overflow(step, state, metrics):
+    if step >= 2:
+      state = state.replace(loss_state=jax.tree.map(lambda x: x * jnp.inf if x.dtype.kind == "f" else x,
+                                                    state.loss_state))
+    return state, metrics
+  _hook_steps(monkeypatch, overflow)
+  with pytest.raises(train.NonFiniteLossError, match=r"parameters became NaN or Inf at or before step 2\b"):
+    train.train_and_evaluate(_adversarial_config(data_dir, checkpoint_every=1), tmp_path / "wd")
+  state, _, step = _restore(tmp_path / "wd")
+  assert step == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(state) if x.dtype.kind == "f")
+
+
 # -- 6. early stopping ---------------------------------------------------------------------------------
 
 
