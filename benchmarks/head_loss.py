@@ -4,7 +4,7 @@
 
 Each case is name:batch:side:channels, the features entering the 313-bin head of that model's training step
 (resnet50_unet at 224, unet at 64, eccv16's 1/4-resolution head at 176). Random features and soft targets
-(5 bins). "logits" is what a model built without `defer_classifier` does: `conv_grad.pointwise_dot` (the
+(5 bins). "logits" is what the step does outside `head_loss.deferred_head`: `conv_grad.pointwise_dot` (the
 CPU rule for 1x1 convs) plus bias, then `losses.cross_entropy`; "fused" passes a `head_loss.HeadInput`.
 Columns: median ms of the loss alone and of loss + gradients (features, kernel, bias), timed in turn after
 two warm-up calls each, and the XLA scratch memory (temp bytes) of the gradient program. All compile with

@@ -9,7 +9,7 @@ per step come from XLA's cost analysis of the step ("executed"), and of the same
 jaxcolor's conv rewrites ("direct conv": the FLOPs of the textbook convolutions, which Winograd undercuts);
 images/s is the median over --steps timed steps after one warm-up; the variants of a model (each
 combination of the options given) are compiled first and then timed in turn, one step each, round robin.
-`--patches_dw off` turns jaxcolor's CPU conv rewrites off (patches dW, phases dX, Winograd, 1x1 convs as
+`--patches_dw off` turns jaxcolor's CPU forms off (`conv_grad.set_cpu_paths`) (patches dW, phases dX, Winograd, 1x1 convs as
 matmuls: jaxcolor.conv_grad, jaxcolor.winograd); `--xla default` compiles without jaxcolor's compiler options
 (`jaxcolor.compiler`: on CPU, no YNNPACK convs); `--fused_head off` forms the logits before the loss instead
 of the trainer's fused head + loss (`jaxcolor.head_loss`). The last column sets the achieved FLOP/s against
@@ -19,6 +19,7 @@ a CPU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import os
@@ -38,17 +39,16 @@ class Step:
   """One compiled train step of a model on a synthetic batch, with its state, for timing."""
 
   def __init__(self, name: str, size: int, batch: int, dtype: str, xla: str = "jaxcolor", fused_head: bool = True):
-    """xla: 'jaxcolor' (its compiler options) or 'default'; fused_head: build the model with
-    defer_classifier, as the trainer does for cross-entropy (jaxcolor.head_loss)."""
+    """xla: 'jaxcolor' (its compiler options) or 'default'; fused_head: the head's projection computed with the
+    cross-entropy, as the trainer does (jaxcolor.head_loss)."""
     bins = quantize.make_bins()
-    model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype),
-                             defer_classifier=fused_head)
+    model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
     task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
                               class_weights=np.ones(bins.num_bins, np.float32))
     tx = optax.adam(1e-4)
     self.state = jax.jit(functools.partial(steps.init_state, model=model, tx=tx, image_shape=(1, size, size, 3)))(
         steps.make_rng(0))
-    fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=objective.single("cross_entropy"))
+    fn = functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=dataclasses.replace(objective.single("cross_entropy"), fused_head=fused_head))
     images = jax.random.randint(jax.random.key(1), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
     self.data = {"image": images, "mask": jnp.ones((batch,), bool)}
     self.batch = batch
@@ -56,9 +56,9 @@ class Step:
     step = jax.jit(fn, donate_argnums=(0,), compiler_options=compiler.options() if xla == "jaxcolor" else None)
     self.step = step.lower(self.state, self.data).compile()
     self.flops = first(self.step.cost_analysis())["flops"]
-    rewrites = conv_grad.set_patches_dw(False)  # the textbook convolutions' FLOPs: a fresh trace without rewrites
+    rewrites = conv_grad.set_cpu_paths(False)  # the textbook convolutions' FLOPs: a fresh trace without rewrites
     self.direct_flops = first(jax.jit(lambda s, d: fn(s, d)).lower(self.state, self.data).cost_analysis())["flops"]
-    conv_grad.set_patches_dw(rewrites)
+    conv_grad.set_cpu_paths(rewrites)
     self.times: list[float] = []
     self.run()  # warm-up
 
@@ -133,9 +133,9 @@ def main() -> None:
       variants = list(itertools.product(args.patches_dw.split(","), args.xla.split(","), args.fused_head.split(",")))
       built = []
       for patches, xla, fused in variants:  # the rewrites are chosen at trace time, so each variant keeps its own
-        conv_grad.set_patches_dw(patches == "on")
+        conv_grad.set_cpu_paths(patches == "on")
         built.append(Step(name, int(size), int(batch), dtype, xla, fused == "on"))
-      conv_grad.set_patches_dw(True)
+      conv_grad.set_cpu_paths(True)
       measure_all(built, args.steps)
       peak = peak_gflops(dtype)
       for (patches, xla, fused), s in zip(variants, built):

@@ -11,7 +11,7 @@ already on the device. jaxcolor's step also converts uint8 RGB to Lab and soft-e
 step; PyTorch is handed L and the (indices, weights) targets precomputed, so the comparison favours PyTorch.
 Inference: L (B, 1, S, S) -> annealed-mean ab (T = 0.38) upsampled to S x S, eval mode. jaxcolor's train
 step and predictor compile with `jaxcolor.compiler`'s options, as its trainer, evaluator and colorizer do,
-and its train step fuses the head with the loss as the trainer does (`defer_classifier`, jaxcolor.head_loss).
+and its train step fuses the head with the loss as the trainer does (`head_loss.deferred_head`).
 
 PyTorch variants: eager (NCHW), eager with channels_last, and on a GPU also bfloat16 autocast and
 torch.compile. The ratio column divides jaxcolor's images/s by the fastest PyTorch variant of the same dtype.

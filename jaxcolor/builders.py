@@ -86,17 +86,11 @@ def build_bins(config: ml_collections.ConfigDict) -> quantize.ABBins | None:
   return quantize.make_bins(config.bin_step, config.bin_extent) if config.head == "classification" else None
 
 
-def build_model(config: ml_collections.ConfigDict, num_bins: int, *, training: bool = False):
-  """The configured Flax module; under pmap its BatchNorm averages statistics over the device axis.
-
-  training=True: the module for the train step, whose 1x1 classification head hands its input to the loss
-  when the loss takes it (`losses.LossSpec.head_input`: cross-entropy fused with the projection on CPU).
-  Same parameters as the module for inference.
-  """
+def build_model(config: ml_collections.ConfigDict, num_bins: int):
+  """The configured Flax module (one for training and inference); under pmap its BatchNorm averages
+  statistics over the device axis."""
   kwargs = dict(config.model_kwargs.to_dict())
   bn_axis = parallel.PMAP_AXIS if config.get("parallelism", "jit") == "pmap" else None
-  if training and config.head == "classification" and build_loss(config).head_input:
-    kwargs["defer_classifier"] = True
   try:
     return models.get_model(config.model, head=config.head, num_bins=num_bins,
                             dtype=DTYPES[config.compute_dtype], bn_axis_name=bn_axis, **kwargs)

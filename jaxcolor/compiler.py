@@ -9,12 +9,14 @@ at 8x224x224 405 / 434 / 1,680 ms (forward / dX / dW) against 208 / 49 / 308 ms.
 compile with YNNPACK fusion kept for reductions only (`CPU_OPTIONS`), which timed best of the lists tried
 (none, dots only, dots + reductions + elementwise, reductions only).
 
-Other backends get no options. `jax.pmap` takes no compiler options: a CPU pmap run gets the same effect from
+Other backends get no options, nor does CPU with `JAXCOLOR_COMPILER_OPTIONS=none` in the environment (XLA's
+defaults: for a host where YNNPACK wins, and to run the tests under both). `jax.pmap` takes no compiler options: a CPU pmap run gets the same effect from
 the environment, `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=reduce` (`CPU_XLA_FLAG`).
 """
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ import jax
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 CPU_XLA_FLAG = "--xla_cpu_experimental_ynn_fusion_type=reduce"
+OPTIONS_ENV = "JAXCOLOR_COMPILER_OPTIONS"  # "none": XLA's defaults on CPU too
 
 
 @functools.cache
@@ -38,7 +41,7 @@ def _supported(backend: str) -> bool:
 def options(backend: str | None = None) -> dict[str, str] | None:
   """The compiler options jaxcolor uses on `backend` (default: JAX's default backend); None for none."""
   backend = backend or jax.default_backend()
-  if backend != "cpu" or not _supported(backend):
+  if backend != "cpu" or os.environ.get(OPTIONS_ENV, "") == "none" or not _supported(backend):
     return None
   return dict(CPU_OPTIONS)
 

@@ -171,7 +171,7 @@ def use_patches_dw(x_shape: Sequence[int], w_shape: Sequence[int], strides=1, di
   `strides` and `dilation` do not enter the rule.
   """
   del strides, dilation
-  if not _ENABLED[0] or jax.default_backend() != "cpu":  # measured on XLA:CPU only; GPUs keep cuDNN's dW
+  if not cpu_paths():  # measured on XLA:CPU only; GPUs keep cuDNN's dW
     return False
   kh, kw, cin, _ = w_shape
   return kh * kw > 1 and kh * kw * cin <= MAX_PATCH_COLUMNS
@@ -183,7 +183,7 @@ def use_phases_dx(w_shape: Sequence[int], strides=1, dilation=1) -> bool:
   inserts into the output gradient; `python benchmarks/conv_grad.py` (BENCHMARKS.md): eccv16's 3x3 stride-2
   convs over 64, 128 and 256 channels 188 / 86 / 57 ms -> 83 / 41 / 39 ms; ResNet's 7x7 stem over 3 channels
   85 -> 107 ms (its dX is not needed in training anyway)."""
-  if not _ENABLED[0] or jax.default_backend() != "cpu":
+  if not cpu_paths():
     return False
   kh, kw, cin = w_shape[:3]
   return kh * kw > 1 and cin >= MIN_PHASES_DX_CHANNELS and max(_pair(strides)) > 1 and _pair(dilation) == (1, 1)
@@ -199,7 +199,7 @@ def use_pointwise_dot(w_shape: Sequence[int], pads) -> bool:
   64 -> 256 at 8x56x56 49 -> 41, 256 -> 512 stride 2 106 -> 77; its 14x14 and 7x7 layers 41 -> 43 and
   44 -> 48. The resnet50_unet train step (224 x 8), where the copies also recomputed BatchNorm: 6.97 -> 6.48 s.
   """
-  if not _ENABLED[0] or jax.default_backend() != "cpu":
+  if not cpu_paths():
     return False
   return tuple(w_shape[:2]) == (1, 1) and all(p == 0 for pair in pads for p in pair)
 
@@ -217,14 +217,21 @@ def pointwise_dot(x: jax.Array, w: jax.Array, strides: Sequence[int] = (1, 1), p
 
 MIN_PHASES_DX_CHANNELS = 64
 MAX_PATCH_COLUMNS = 32  # 3x3 over 3 channels (27) still won; 7x7 over 3 (147) and 3x3 over 64 (576) lost
-_ENABLED = [True]
+_CPU_PATHS = [True]
 
 
-def set_patches_dw(enabled: bool) -> bool:
-  """Turns jaxcolor's CPU conv rewrites (patches dW, phases dX, Winograd) on or off process-wide (for
-  before/after benchmarks) and returns the previous setting; traced functions keep the choice they were
-  compiled with."""
-  previous, _ENABLED[0] = _ENABLED[0], bool(enabled)
+def cpu_paths() -> bool:
+  """Whether jaxcolor's XLA:CPU forms run: on the CPU backend unless `set_cpu_paths(False)`. The one switch,
+  read at trace time, for every CPU form: conv rewrites (patches dW, phases dX, Winograd, 1x1 as matmuls,
+  per-phase transposed convs), `models.layers.max_pool` / `Deconv2x2`, and the fused head + loss
+  (`head_loss`). Elsewhere (GPU, TPU, or switched off) models run the plain Flax / XLA operations."""
+  return _CPU_PATHS[0] and jax.default_backend() == "cpu"
+
+
+def set_cpu_paths(enabled: bool) -> bool:
+  """Turns the CPU forms on or off process-wide (for tests and before/after benchmarks) and returns the
+  previous setting; traced functions keep the choice they were compiled with."""
+  previous, _CPU_PATHS[0] = _CPU_PATHS[0], bool(enabled)
   return previous
 
 
@@ -242,7 +249,7 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
                                    != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)):
     return plain()
   strides, dilation = _pair(window_strides), _pair(rhs_dilation or 1)
-  if _ENABLED[0]:
+  if cpu_paths():
     pads = _explicit_padding(padding, lhs.shape, rhs.shape, strides, dilation)
     if winograd.use_winograd(lhs.shape, rhs.shape, strides, pads, dilation, lhs.dtype):
       return winograd.conv3x3(lhs, rhs, pads, dilation[0])
@@ -304,7 +311,7 @@ def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int],
   n, h, wd, _ = x.shape
   if isinstance(padding, str):
     padding = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding))
-  if not _ENABLED[0] or jax.default_backend() != "cpu":
+  if not cpu_paths():
     return lax.conv_transpose(x, w, (sh, sw), tuple(padding), dimension_numbers=_DIMS)
   (out_h, mh, phases_h), (out_w, mw, phases_w) = _phases(h, kh, sh, padding[0]), _phases(wd, kw, sw, padding[1])
   lo_h = max(0, -min(d for _, d, _ in phases_h))

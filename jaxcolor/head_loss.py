@@ -11,17 +11,21 @@ softmax * sum(w) - w (at the K target bins) contracted into dX, dW and db. The l
 once per logit, and nothing of size (B, H, W, Q) is allocated; the backward pass only scales the stored
 gradients by the incoming cotangent. `python benchmarks/head_loss.py` (BENCHMARKS.md) measures it.
 
-`HeadInput` is what a model's `layers.OutputHead` returns instead of logits when built with
-`defer_classifier=True` (the trainer does that for losses that take it, `losses.LossSpec.head_input`);
-`losses.cross_entropy` accepts it or logits. `use_fused` is the rule: on CPU; elsewhere the logits are
-formed and the plain loss runs (on a GPU the chunked loop would trade a few passes over fast memory for
-hundreds of small kernels).
+`HeadInput` is what a model's 1x1 classification `layers.OutputHead` returns instead of logits inside
+`deferred_head()`, which the train step enters when every loss term takes it (`losses.LossSpec.head_input`)
+and the CPU forms are on (`conv_grad.cpu_paths`): the models know nothing of it, and their parameters are the
+same. `losses.cross_entropy` accepts a HeadInput or logits. `use_fused` is the rule: on CPU; elsewhere the
+logits are formed and the plain loss runs (on a GPU the chunked loop would trade a few passes over fast memory
+for hundreds of small kernels).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import flax
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -46,6 +50,30 @@ class HeadInput:
     return conv_grad.pointwise_dot(self.features, self.kernel[None, None]) + self.bias
 
 
+@contextlib.contextmanager
+def deferred_head() -> Iterator[None]:
+  """Within it, applying a model whose classification head is a 1x1 `layers.OutputHead` returns that head's
+  `HeadInput` (its float32 input features and its own kernel and bias) instead of the logits, so the loss can
+  compute the projection with the softmax. Does nothing off the CPU forms (`conv_grad.cpu_paths()` False) or
+  while a model is being initialized."""
+  from jaxcolor.models.layers import OutputHead  # models import conv_grad, not this module
+
+  def hand_over(next_fun, args, kwargs, context):
+    head = context.module
+    if (context.method_name != "__call__" or not isinstance(head, OutputHead) or head.head != "classification"
+        or head.kernel_size != 1 or head.is_initializing()):
+      return next_fun(*args, **kwargs)
+    proj = head.variables["params"]["proj"]
+    f32 = jnp.float32
+    return HeadInput(args[0].astype(f32), proj["kernel"][0, 0].astype(f32), proj["bias"].astype(f32))
+
+  if not conv_grad.cpu_paths():
+    yield
+    return
+  with nn.intercept_methods(hand_over):
+    yield
+
+
 def _target_rows(batch: int) -> int:
   return max(1, CHUNK_ROWS // max(batch, 1))
 
@@ -60,7 +88,7 @@ def use_fused(head: HeadInput) -> bool:
   than MIN_ROWS_PER_IMAGE rows per image would make the loop long and its steps tiny)."""
   b, h, w, _ = head.features.shape
   enough = min(MIN_ROWS_PER_IMAGE, _target_rows(b))
-  return jax.default_backend() == "cpu" and rows_per_image(b, h * w) >= enough
+  return conv_grad.cpu_paths() and rows_per_image(b, h * w) >= enough
 
 
 def _chunk(x, kernel, bias, idx, wts, scale):

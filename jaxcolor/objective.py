@@ -32,8 +32,10 @@ Array = jnp.ndarray
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Objective:
-  """Terms (name, weight, term function); hashed by identity so it can be a static argument of jit."""
+  """Terms (name, weight, term function); hashed by identity so it can be a static argument of jit.
+  `fused_head=False` keeps the logits even where every term could take the deferred head (benchmarks)."""
   terms: tuple[tuple[str, float, Callable[..., Array]], ...]
+  fused_head: bool = True
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -46,8 +48,8 @@ class Objective:
 
   @property
   def head_input(self) -> bool:
-    """Every term accepts a deferred 1x1 head (`head_loss.HeadInput`), so the model may hand it over."""
-    return all(losses.loss_spec(name).head_input for name in self.names)
+    """Every term accepts a deferred 1x1 head (`head_loss.HeadInput`), so the train step may hand it over."""
+    return self.fused_head and all(losses.loss_spec(name).head_input for name in self.names)
 
   def __call__(self, x: LossInputs) -> tuple[Array, dict[str, Array]]:
     """(total, {"loss/<name>": raw, "loss/<name>_weighted": weight * raw}); one term: total = 1 * raw."""

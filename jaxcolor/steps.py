@@ -6,6 +6,7 @@ same numbers as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxcolor import head_loss
 from jaxcolor import task as task_lib
 from jaxcolor.loss_inputs import LossInputs
 
@@ -62,20 +64,24 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
   `loss_fn` (an `objective.Objective`) maps the batch's LossInputs to (total, {logged term: value}); its
   stateful terms then take their own steps on the same batch (`Objective.update`, e.g. a discriminator).
   Under pmap (`axis_name` set) gradients, losses and BatchNorm statistics are averaged over devices; the
-  model must then have been built with bn_axis_name=axis_name. Returns the new state and scalar metrics.
+  model must then have been built with bn_axis_name=axis_name. When every term takes a deferred 1x1 head
+  (`loss_fn.head_input`, e.g. cross-entropy), the head's projection is left to the loss (`head_loss`, on CPU).
+  Returns the new state and scalar metrics.
   """
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng, impl=RNG_IMPL), state.step)
   l, ab, target, pixel_weights = task.batch_targets(batch["image"])
   mask = batch.get("mask")
+  defer = task.head == "classification" and getattr(loss_fn, "head_input", False)
 
   def loss_of(params):
-    outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
-                                   rngs={"dropout": rng}, mutable=["batch_stats"])
+    with head_loss.deferred_head() if defer else contextlib.nullcontext():
+      outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
+                                     rngs={"dropout": rng}, mutable=["batch_stats"])
     inputs = LossInputs(outputs=outputs, images=batch["image"], l=l, ab=ab, target=target,
                         pixel_weights=pixel_weights, mask=mask, step=state.step, rng=rng, task=task,
                         loss_state=state.loss_state)
     total, terms = loss_fn(inputs)
-    return total, (updates, terms, inputs)
+    return total, (updates, terms, inputs if state.loss_state else None)  # the inputs only for stateful terms
 
   (loss, (updates, terms, inputs)), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
   if axis_name is not None:

@@ -108,7 +108,6 @@ class Trainer:
                                   may_differ=RESUMABLE_KEYS)
     self.task = builders.build_task(config, self.bins, self.prior)
     self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
-    self.train_model = builders.build_model(config, self.bins.num_bins if self.bins else 2, training=True)
     self.loss_fn = builders.build_loss(config)
     self.mesh = parallel.make_mesh()
     self.pmap = config.parallelism == "pmap"
@@ -155,7 +154,7 @@ class Trainer:
     return state.replace(params=params, batch_stats=batch_stats, opt_state=self.tx.init(params))
 
   def compile_steps(self) -> None:
-    step = functools.partial(steps.train_step, model=self.train_model, tx=self.tx, task=self.task,
+    step = functools.partial(steps.train_step, model=self.model, tx=self.tx, task=self.task,
                              loss_fn=self.loss_fn, pass_loss_to_optimizer=optim.needs_value(self.config))
     if self.pmap:
       self.train_step = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS),

@@ -23,7 +23,8 @@ def ynn_convolutions(hlo: str) -> int:
   return sum(" convolution(" in bodies.get(name, "") for name in called)
 
 
-def test_cpu_options_keep_convolutions_out_of_ynnpack():
+def test_cpu_options_keep_convolutions_out_of_ynnpack(monkeypatch):
+  monkeypatch.delenv(compiler.OPTIONS_ENV, raising=False)  # the suite may run under XLA's defaults
   assert compiler.options("cpu") == compiler.CPU_OPTIONS
   assert compiler.options("gpu") is None and compiler.options("tpu") is None
   x = jax.random.normal(jax.random.key(0), (4, 32, 32, 64))
@@ -35,6 +36,11 @@ def test_cpu_options_keep_convolutions_out_of_ynnpack():
   ours, ref = compiler.jit(step)(x, w), jax.jit(step)(x, w)
   for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(jnp.abs(b).max()))  # summation order only
+
+
+def test_environment_turns_the_options_off(monkeypatch):
+  monkeypatch.setenv(compiler.OPTIONS_ENV, "none")
+  assert compiler.options("cpu") is None
 
 
 def test_jit_passes_its_arguments_on():

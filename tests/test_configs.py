@@ -5,6 +5,7 @@ Also: invalid configs fail in `check_config`, naming the field and the valid cho
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pathlib
 import sys
@@ -151,10 +152,11 @@ def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog):
   assert "finetune_encoder_bn" not in caplog.text
 
 
-def test_train_model_defers_the_classifier_only_for_losses_that_take_it():
-  """builders.build_model(training=True): cross-entropy gets the fused head + loss; inference and regression
-  losses get the plain head."""
+def test_the_objective_not_the_model_decides_the_fused_head():
+  """One model for training and inference; the train step hands the head to the loss when every term takes
+  it: cross-entropy alone yes, with a decoded-color term or for regression no."""
   cls, reg = load("unet_cls", "local"), load("unet_reg", "local")
-  assert builders.build_model(cls, 313, training=True).defer_classifier
-  assert not builders.build_model(cls, 313).defer_classifier
-  assert not builders.build_model(reg, 2, training=True).defer_classifier
+  assert builders.build_loss(cls).head_input and not builders.build_loss(reg).head_input
+  cls.losses.cross_entropy, cls.losses.l1_decoded = 1.0, 0.1
+  assert not builders.build_loss(cls).head_input
+  assert "defer_classifier" not in {f.name for f in dataclasses.fields(builders.build_model(cls, 313))}

@@ -7,12 +7,14 @@ from PIL import Image
 
 from experiments import runner
 from experiments.architectures import run as architectures
+from experiments.loss_terms import run as loss_terms
 from experiments.progressive_resizing import run as progressive
 from experiments.regression_vs_classification import run as rvc
 from jaxcolor import builders
 
 STUDIES = {"regression_vs_classification": rvc.make_runs(300, 32), "architectures": architectures.make_runs(300, 32),
-           "progressive_resizing": progressive.make_runs(100, 16)}
+           "progressive_resizing": progressive.make_runs(100, 16),
+           "loss_terms": loss_terms.make_runs(600, 32, __file__)}  # any existing file passes the perceptual check
 
 
 @pytest.mark.parametrize("study", sorted(STUDIES))
@@ -36,6 +38,13 @@ def test_regression_vs_classification_differs_only_in_the_objective():
   configs = [_flat(r.config) for r in STUDIES["regression_vs_classification"]]
   differing = {k for c in configs for k in c if any(c.get(k) != d.get(k) for d in configs)}
   assert differing == {"head", "loss", "rebalance"}
+
+
+def test_loss_terms_differ_only_in_the_objective():
+  configs = [_flat(r.config) for r in STUDIES["loss_terms"]]
+  differing = {k for c in configs for k in c if any(c.get(k) != d.get(k) for d in configs)}
+  assert differing == {"head", "loss", "losses.l2", "losses.perceptual", "losses.adversarial",
+                       "losses.cross_entropy", "losses.l1_decoded", "loss_options.perceptual.weights"}
 
 
 def test_architectures_share_study_one_runs_and_budget():

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import head_loss, losses, quantize
+from jaxcolor import conv_grad, head_loss, losses, quantize
 from jaxcolor.models import get_model
 
 Q, K = 31, 5
@@ -64,18 +64,25 @@ def test_rows_per_image_divides_the_pixels():
   assert head_loss.rows_per_image(1, 2 * 1031) == 2 and not head_loss.use_fused(odd)  # 1031 chunks: plain path
 
 
-def test_deferred_head_has_the_same_parameters_and_logits():
+def test_deferred_head_hands_the_heads_input_to_the_loss():
+  """Inside head_loss.deferred_head() a 1x1 classification head returns its input, kernel and bias (the model
+  is not changed: same parameters, and the same logits from them); other heads, init, and the plain forms
+  (CPU forms off, as on a GPU) are untouched."""
   model = get_model("unet", head="classification", features=(4, 8))
-  deferred = model.clone(defer_classifier=True)
   l = 100 * jax.random.uniform(jax.random.key(1), (2, 16, 16, 1))
   v = model.init({"params": jax.random.key(0)}, l, train=False)
-  vd = deferred.init({"params": jax.random.key(0)}, l, train=False)
-  jax.tree.map(np.testing.assert_array_equal, v, vd)
-  out = deferred.apply(v, l, train=False)
+  with head_loss.deferred_head():
+    out = model.apply(v, l, train=False)
+    jax.tree.map(np.testing.assert_array_equal, v, model.init({"params": jax.random.key(0)}, l, train=False))
+    reg = get_model("unet", head="regression", features=(4, 8))
+    assert reg.apply(reg.init({"params": jax.random.key(0)}, l, train=False), l, train=False).shape == (2, 16, 16, 2)
+    cnn = get_model("cnn_baseline", head="classification", features=(4, 8))  # a 3x3 head
+    assert cnn.apply(cnn.init({"params": jax.random.key(0)}, l, train=False), l, train=False).shape[-1] == 313
   assert isinstance(out, head_loss.HeadInput) and out.features.shape == (2, 16, 16, 4)
   np.testing.assert_allclose(out.logits(), model.apply(v, l, train=False), rtol=1e-6, atol=1e-6)
-  # regression heads and 3x3 heads ignore the flag
-  reg = get_model("unet", head="regression", features=(4, 8), defer_classifier=True)
-  assert reg.apply(reg.init({"params": jax.random.key(0)}, l, train=False), l, train=False).shape == (2, 16, 16, 2)
-  cnn = get_model("cnn_baseline", head="classification", defer_classifier=True)
-  assert cnn.apply(cnn.init({"params": jax.random.key(0)}, l, train=False), l, train=False).shape[-1] == 313
+  previous = conv_grad.set_cpu_paths(False)
+  try:
+    with head_loss.deferred_head():
+      assert not isinstance(model.apply(v, l, train=False), head_loss.HeadInput)
+  finally:
+    conv_grad.set_cpu_paths(previous)

@@ -1,4 +1,5 @@
 """The pure train step: jit over a mesh, pmap and a single device agree; targets for each head."""
+import dataclasses
 import functools
 
 import jax
@@ -18,12 +19,12 @@ def _images(seed: int) -> np.ndarray:
   return np.random.default_rng(seed).integers(0, 256, (BATCH, SIZE, SIZE, 3), dtype=np.uint8)
 
 
-def _setup(head: str, bn_axis_name=None, defer_classifier=False):
-  model = get_model("unet", head=head, features=(4, 8), bn_axis_name=bn_axis_name, defer_classifier=defer_classifier)
+def _setup(head: str, bn_axis_name=None, fused_head=False):
+  model = get_model("unet", head=head, features=(4, 8), bn_axis_name=bn_axis_name)
   if head == "classification":
     bins = quantize.make_bins()
     task = task_lib.ColorTask(head=head, bins=bins, class_weights=np.linspace(0.5, 2, bins.num_bins))
-    loss = objective.single("cross_entropy")
+    loss = dataclasses.replace(objective.single("cross_entropy"), fused_head=fused_head)
   else:
     task, loss = task_lib.ColorTask(head=head), objective.single("l2")
   # SGD: Adam divides by sqrt(v), which turns float rounding in near-zero gradients into lr-sized steps.
@@ -52,7 +53,7 @@ def test_jit_mesh_and_pmap_match_single_device(head, monkeypatch):
   monkeypatch.setattr(head_loss, "CHUNK_ROWS", 64)
   defer = head == "classification"
   mesh = parallel.make_mesh()
-  state, step = _setup(head, defer_classifier=defer)
+  state, step = _setup(head, fused_head=defer)
   state = jax.device_put(state, parallel.replicated(mesh))
   jstep = jax.jit(step, in_shardings=(parallel.replicated(mesh), parallel.batch_sharded(mesh)),
                   out_shardings=(parallel.replicated(mesh), parallel.replicated(mesh)), donate_argnums=(0,))
@@ -62,7 +63,7 @@ def test_jit_mesh_and_pmap_match_single_device(head, monkeypatch):
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), state.params, ref.params)
   np.testing.assert_allclose(m["loss"], ref_m["loss"], rtol=1e-5)
 
-  state, step = _setup(head, bn_axis_name=parallel.PMAP_AXIS, defer_classifier=defer)
+  state, step = _setup(head, bn_axis_name=parallel.PMAP_AXIS, fused_head=defer)
   pstep = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS), axis_name=parallel.PMAP_AXIS,
                    donate_argnums=(0,))
   state = parallel.replicate(state)

@@ -60,8 +60,8 @@ def test_flax_conv_routes_wide_convs():
   loss = lambda m: lambda p: jnp.sum(jnp.sin(m.apply(p, x)))
   for a, b in zip(jax.tree.leaves(jax.jit(jax.grad(loss(ours)))(params)), jax.tree.leaves(jax.grad(loss(ref))(params))):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-  conv_grad.set_patches_dw(False)
+  conv_grad.set_cpu_paths(False)
   try:
     assert "conv_general_dilated" in str(jax.make_jaxpr(ours.apply)(params, x))  # rewrites off: XLA's conv
   finally:
-    conv_grad.set_patches_dw(True)
+    conv_grad.set_cpu_paths(True)

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import conv_grad, head_loss
+from jaxcolor import conv_grad
 
 Dtype = Any
 
@@ -76,11 +76,14 @@ def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
   between tied maxima) instead of XLA's select-and-scatter, which XLA:CPU runs far slower, and the views avoid
   a reduction over short strided window axes, which it also runs slowly: forward + gradient of 2x2 pooling at
   (32, 64, 64, 64) 26 ms, against 55 ms as a reshape and a max and 132 ms as nn.max_pool, on 2 cores.
+  That form runs where `conv_grad.cpu_paths()`; elsewhere nn.max_pool.
   """
   _, h, w, _ = x.shape
   if min(h, w) < window:
     raise ValueError(f"max_pool: a {window}x{window} window does not fit a {h}x{w} feature map "
                      f"(input shape {x.shape}); the image is too small for this model")
+  if not conv_grad.cpu_paths():
+    return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
   ho, wo = (h - window) // stride + 1, (w - window) // stride + 1
   views = [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
            for i in range(window) for j in range(window)]  # window^2 x (B, ho, wo, C)
@@ -102,6 +105,7 @@ class Deconv2x2(nn.Module):
   order). Written as (B h w, C) x (C, 2F) products, its kernel and input gradients are plain matmuls too,
   where XLA:CPU runs the generic transposed conv's gradients slowly. Parameters, names and initializers are
   the flax module's, so checkpoints and weights are interchangeable (tests/test_layers.py compares the two).
+  The matmul form runs where `conv_grad.cpu_paths()`; elsewhere `lax.conv_transpose`, as nn.ConvTranspose.
   """
   features: int
   dtype: Dtype = jnp.float32
@@ -113,6 +117,8 @@ class Deconv2x2(nn.Module):
     kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features), self.param_dtype)
     bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    if not conv_grad.cpu_paths():
+      return jax.lax.conv_transpose(x, kernel, (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
     kernel = kernel[::-1, ::-1]  # flax flips the taps
     # One (B h w, C) x (C, 2F) product per output row parity di, its rows (w, dj, F) already in output order,
     # so the interleave is a concatenation of contiguous rows rather than a 6-D transpose of the whole output
@@ -177,10 +183,7 @@ class OutputHead(nn.Module):
 
   The projection is small next to the network body, so it runs in float32 whatever the model's compute dtype:
   outputs and logits are always float32, which keeps softmax / annealed-mean decoding precise under bfloat16.
-
-  `defer=True` (classification with a 1x1 kernel only; other heads ignore it): return a `head_loss.HeadInput`
-  (float32 features, kernel, bias) instead of logits, so that the loss computes the projection together with
-  the softmax (`losses.cross_entropy`). Same parameters either way.
+  (The train step may hand a 1x1 classification head's input to the loss instead: `head_loss.deferred_head`.)
   """
   head: str = "regression"
   num_bins: int = NUM_AB_BINS
@@ -188,7 +191,6 @@ class OutputHead(nn.Module):
   activation: str = "tanh"
   kernel_size: int = 1
   param_dtype: Dtype = jnp.float32
-  defer: bool = False
 
   def __post_init__(self) -> None:
     check_head(self.head)
@@ -197,11 +199,8 @@ class OutputHead(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array | head_loss.HeadInput:
+  def __call__(self, x: jax.Array) -> jax.Array:
     classify = self.head == "classification"
-    if classify and self.defer and self.kernel_size == 1:
-      kernel, bias = _ProjectionParams(self.num_bins, self.param_dtype, name="proj")(x.shape[-1])
-      return head_loss.HeadInput(x.astype(jnp.float32), kernel[0, 0].astype(jnp.float32), bias.astype(jnp.float32))
     pad = (self.kernel_size - 1) // 2
     # Regression starts from the grayscale baseline (ab = 0, or mid-gray RGB): a random projection would emit
     # ab noise of std 30-50 (colorfulness 74-174 on photos whose truth is 41), which L2 must first unlearn.
@@ -214,23 +213,11 @@ class OutputHead(nn.Module):
     return jnp.tanh(y) if self.activation == "tanh" else nn.sigmoid(y)
 
 
-class _ProjectionParams(nn.Module):
-  """The kernel (1, 1, Cin, features) and bias of a 1x1 `nn.Conv`, same names and initializers, not applied."""
-  features: int
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, cin: int) -> tuple[jax.Array, jax.Array]:
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), (1, 1, cin, self.features), self.param_dtype)
-    return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
-
-
 class ColorModel(nn.Module):
   """Fields and class attributes every colorization model shares (the contract in `jaxcolor.models`).
 
   Subclasses implement `__call__(self, l, *, train)` with l of shape (B, H, W, 1) in [0, 100] and return
-  float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins): what `output_head()` returns
-  (a `head_loss.HeadInput` instead of logits with defer_classifier=True and a 1x1 head).
+  float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins): what `output_head()` returns.
   """
   output_stride: ClassVar[int] = 1  # input size / output size
   default_size: ClassVar[int] = 256  # square input side the model is meant to run at
@@ -240,7 +227,6 @@ class ColorModel(nn.Module):
   dtype: Dtype = jnp.float32  # compute dtype of the body
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None  # pmap axis for global BatchNorm statistics (see `batch_norm`)
-  defer_classifier: bool = False  # a 1x1 classification head returns head_loss.HeadInput (see OutputHead)
 
   def __post_init__(self) -> None:
     check_head(self.head)  # fail at construction, not at the first init
@@ -253,5 +239,4 @@ class ColorModel(nn.Module):
 
   def output_head(self, **kwargs: Any) -> OutputHead:
     """The model's OutputHead (named "head") with its head / num_bins / param_dtype; `kwargs` set channels, ..."""
-    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype,
-                      defer=self.defer_classifier, name="head", **kwargs)
+    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype, name="head", **kwargs)

@@ -1,0 +1,82 @@
+"""Every registered model computes the same thing with jaxcolor's CPU forms on (the XLA:CPU default) and off
+(the plain Flax / XLA operations that GPUs and TPUs run): outputs, BatchNorm statistics and the gradient of a
+loss, in training mode, for both heads. `conv_grad.cpu_paths()` is the one switch (read at trace time).
+
+Per-layer equalities are in test_conv_grad / test_winograd / test_layers / test_head_loss; this checks that the
+models reach them through that switch alone. Tolerances: float32 sums over at most a few thousand terms in
+another order (and Winograd's transforms) differ by ~1e-5 of the largest magnitude in each tree (outputs,
+statistics, gradients); 1e-3 of it is the bound.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcolor import conv_grad
+from jaxcolor.models import MODELS, get_model
+
+# name -> (kwargs of a small variant, input side); widths reach the rewrites' thresholds where cheap: unet's
+# 64-channel stride-1 convs use patches dW / Winograd-free paths, eccv16's strided 64+ channel convs phases dX.
+VARIANTS = {
+    "cnn_baseline": (dict(features=(4, 8)), 16),
+    "autoencoder": (dict(features=(4, 4, 8, 8)), 16),
+    "unet": (dict(features=(8, 16, 64)), 16),
+    "eccv16": (dict(width=1 / 8), 32),
+    "vgg16_ae": (dict(encoder_width=1 / 16, encoder_depths=(1, 1, 1, 1, 1), decoder_features=(4,) * 5), 32),
+    "resnet50_unet": (dict(encoder_width=1 / 16, encoder_stages=(1, 1, 1, 1), decoder_features=(4,) * 5), 32),
+    "koalarization": (dict(width=1 / 16, encoder_width=1 / 16, encoder_blocks=(1, 1, 1), embed_size=75,
+                           embed_dim=4, decoder_features=(4,) * 3), 32),
+    "hybrid_unet": (dict(encoder_width=1 / 16, vgg_depths=(1,) * 5, resnet_stages=(1,) * 4, bottleneck_features=4,
+                         decoder_features=(4,) * 5), 32),
+}
+
+
+def test_every_model_is_covered():
+  assert sorted(VARIANTS) == sorted(MODELS)
+
+
+def _loss_and_grads(model, variables, l):
+  """(outputs, new batch_stats, grads of a weighted loss on the outputs) of a training-mode apply, jitted now,
+  so the trace reads the current `conv_grad.cpu_paths()`."""
+  def loss(params):
+    out, upd = model.apply({**variables, "params": params}, l, train=True, mutable=["batch_stats"],
+                           rngs={"dropout": jax.random.key(2)})
+    weights = jnp.cos(jnp.arange(out.size, dtype=jnp.float32)).reshape(out.shape)
+    return jnp.sum(out * weights), (out, upd)
+  (_, (out, upd)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+  return out, upd.get("batch_stats", {}), grads
+
+
+def _close(a, b, scale, what):
+  np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=0, atol=1e-3 * scale,
+                             err_msg=what)
+
+
+# The models with pretrained-encoder architectures compile for 25-45 s each: slow (`pytest -m slow`).
+SLOW = ("vgg16_ae", "resnet50_unet", "koalarization", "hybrid_unet")
+
+
+@pytest.mark.parametrize("head", ["regression", "classification"])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+                                  for n in sorted(VARIANTS)])
+def test_cpu_forms_match_the_plain_forms(name, head):
+  kwargs, side = VARIANTS[name]
+  model = get_model(name, head=head, num_bins=13, **kwargs)
+  l = jax.random.uniform(jax.random.key(1), (2, side, side, 1), minval=0.0, maxval=100.0)
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0, impl="rbg"), l)
+  assert conv_grad.cpu_paths()  # the suite runs on CPU, where the CPU forms are the default
+  cpu = _loss_and_grads(model, variables, l)
+  previous = conv_grad.set_cpu_paths(False)
+  try:
+    plain = _loss_and_grads(model, variables, l)
+  finally:
+    conv_grad.set_cpu_paths(previous)
+  for what, a, b in zip(("outputs", "batch_stats", "grads"), cpu, plain):
+    assert jax.tree.structure(a) == jax.tree.structure(b), what
+    # the scale of the whole tree: a gradient that is a cancellation residue (a BatchNorm scale's, ~1e-5
+    # next to ~1e-1 elsewhere) differs by the rounding of the terms that cancelled, not of itself
+    scale = max(float(np.max(np.abs(np.asarray(y)))) for y in jax.tree.leaves(b))
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+      _close(x, y, scale, f"{name} {head} {what} {jax.tree_util.keystr(path)}")
