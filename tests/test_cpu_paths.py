@@ -54,8 +54,8 @@ def _close(a, b, scale, what):
                              err_msg=what)
 
 
-# The models with pretrained-encoder architectures compile for 25-45 s each: slow (`pytest -m slow`).
-SLOW = ("vgg16_ae", "resnet50_unet", "koalarization", "hybrid_unet")
+# The models with pretrained-encoder architectures and eccv16 compile for 20-45 s each: slow (`pytest -m slow`).
+SLOW = ("vgg16_ae", "resnet50_unet", "koalarization", "hybrid_unet", "eccv16")
 
 
 @pytest.mark.parametrize("head", ["regression", "classification"])

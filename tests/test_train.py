@@ -318,6 +318,7 @@ def test_discriminator_state_resumes_exactly(data_dir, tmp_path, monkeypatch, no
   assert not np.array_equal(jax.tree.leaves(start)[0], jax.tree.leaves(ref.loss_state)[0])  # D did train
 
 
+@pytest.mark.slow  # the pmean of D's gradient; test_jit_and_pmap_runs_agree covers the rest of the pmap path
 def test_discriminator_under_pmap_matches_jit(data_dir, tmp_path, no_eval):
   out = {p: jax.device_get(train.train_and_evaluate(_adversarial_config(data_dir, parallelism=p, total_steps=3),
                                                     tmp_path / p)) for p in ("jit", "pmap")}
