@@ -96,6 +96,7 @@ def _train(loss_fn, head: str, n: int = 30):
   task = _cls_task() if head == "classification" else task_lib.ColorTask()
   tx = optax.adam(3e-3)
   state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, 16, 16, 3))
+  state = state.replace(loss_state=loss_fn.init_state(jax.random.key(1)))  # {} without stateful terms
   step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=loss_fn))
   batch = {"image": _photos(7, b=4, size=16), "mask": np.ones(4, bool)}
   out = []
@@ -203,23 +204,8 @@ def test_readme_extending_examples_train(monkeypatch, tmp_path):
            "my_perceptual": ("regression", {"weights": str(path)}), "my_hinge_gan": ("regression", {})}
   for name, (head, options) in cases.items():
     obj = objective.single(name, **options)
-    hist, state = _train_with_state(obj, head, n=3)
+    hist = _train(obj, head, n=3)
     assert all(np.isfinite(h["loss"]) for h in hist), name
     if name == "my_hinge_gan":
       assert "loss/my_hinge_d" in hist[0]
 
-
-def _train_with_state(obj, head: str, n: int):
-  """_train for objectives with stateful terms: the loss state comes from obj.init_state."""
-  model = get_model("unet", head=head, num_bins=BINS.num_bins, features=(4, 8))
-  task = _cls_task() if head == "classification" else task_lib.ColorTask()
-  tx = optax.adam(3e-3)
-  state = steps.init_state(steps.make_rng(0), model=model, tx=tx, image_shape=(1, 16, 16, 3))
-  state = state.replace(loss_state=obj.init_state(jax.random.key(1)))
-  step = jax.jit(functools.partial(steps.train_step, model=model, tx=tx, task=task, loss_fn=obj))
-  batch = {"image": _photos(7, b=4, size=16), "mask": np.ones(4, bool)}
-  hist = []
-  for _ in range(n):
-    state, m = step(state, batch)
-    hist.append({k: float(v) for k, v in m.items()})
-  return hist, state

@@ -116,6 +116,13 @@ class _Crash(Exception):
   pass
 
 
+def _crash_after_step_5(step, state, metrics):
+  """A `_hook_steps` hook: the process 'dies' right after step 5 (the last checkpoint then is step 3)."""
+  if step == 5:
+    raise _Crash
+  return state, metrics
+
+
 # -- 1. kill and resume --------------------------------------------------------------------------------
 
 
@@ -126,12 +133,8 @@ def test_crash_and_resume_gives_the_uninterrupted_params(data_dir, tmp_path, mon
   cfg = _config(data_dir, optimizer="adam", learning_rate=1e-3)
   ref = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "ref"))
 
-  def crash(step, state, metrics):
-    if step == 5:
-      raise _Crash
-    return state, metrics
   with monkeypatch.context() as m:
-    _hook_steps(m, crash)
+    _hook_steps(m, _crash_after_step_5)
     with pytest.raises(_Crash):
       train.train_and_evaluate(cfg, tmp_path / "run")
   assert checkpoint.Checkpointer(tmp_path / "run", read_only=True).all_steps() == [3]
@@ -302,12 +305,8 @@ def test_discriminator_state_resumes_exactly(data_dir, tmp_path, monkeypatch, no
   assert set(ref.loss_state) == {"adversarial"}
   assert set(ref.loss_state["adversarial"]) == {"params", "spectral", "opt_state"}
 
-  def crash(step, state, metrics):
-    if step == 5:
-      raise _Crash
-    return state, metrics
   with monkeypatch.context() as m:
-    _hook_steps(m, crash)
+    _hook_steps(m, _crash_after_step_5)
     with pytest.raises(_Crash):
       train.train_and_evaluate(cfg, tmp_path / "run")
   saved = _restore(tmp_path / "run", 3)[0]

@@ -12,6 +12,7 @@ results.md, results.json and figure.png next to this file (`--smoke` writes them
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
 
 from configs import unet_cls
@@ -21,16 +22,19 @@ HERE = pathlib.Path(__file__).parent
 FEATURES = (16, 32, 64, 128)  # 0.49M parameters: a CPU-sized U-Net (seed 000's is 64..512)
 
 
-def make_runs(steps: int, batch: int) -> list[runner.Run]:
-  def base():
-    c = unet_cls.get_config()
-    c.dataset = "tiny_imagenet_64"
-    c.model_kwargs.features = FEATURES
-    c.image_size, c.batch_size, c.total_steps = 64, batch, steps
-    c.learning_rate, c.schedule, c.warmup_steps = 1e-3, "warmup_cosine", min(50, steps // 4)
-    c.eval_every, c.eval_batches, c.checkpoint_every, c.log_every = 0, 2, max(1, steps // 4), 50
-    return c
+def base_config(steps: int, batch: int):
+  """The study's U-Net, data and budget (a classifier; runs set head and loss). Also the loss_terms study's."""
+  c = unet_cls.get_config()
+  c.dataset = "tiny_imagenet_64"
+  c.model_kwargs.features = FEATURES
+  c.image_size, c.batch_size, c.total_steps = 64, batch, steps
+  c.learning_rate, c.schedule, c.warmup_steps = 1e-3, "warmup_cosine", min(50, steps // 4)
+  c.eval_every, c.eval_batches, c.checkpoint_every, c.log_every = 0, 2, max(1, steps // 4), 50
+  return c
 
+
+def make_runs(steps: int, batch: int) -> list[runner.Run]:
+  base = functools.partial(base_config, steps, batch)
   runs = []
   for loss, about in (("l2", "regression, L2"), ("l1", "regression, L1"), ("huber", "regression, Huber")):
     c = base()
