@@ -125,26 +125,25 @@ class Adversarial:
     return {"params": variables["params"], "spectral": variables.get("spectral", {}),
             "opt_state": self.tx.init(variables["params"])}
 
-  def _real_and_fake(self, x: LossInputs, pred_ab: Array) -> tuple[Array, Array]:
-    l = task_lib.pool(x.l, x.task.output_stride)
-    return _lab(l, x.ab), _lab(l, pred_ab)
+  def _input(self, x: LossInputs, ab: Array) -> Array:
+    """D's input for ab (B, h, w, 2) at the output resolution, with the photo's L pooled to match."""
+    return _lab(task_lib.pool(x.l, x.task.output_stride), ab)
 
   def _patch_mean(self, x: LossInputs, per_patch: Array) -> Array:
     return x.mean_over_examples(jnp.mean(per_patch, axis=(1, 2)))
 
   def __call__(self, x: LossInputs, state: dict[str, Any]) -> Array:
     """The colorizer's loss: non-saturating -log D(fake), or hinge -D(fake); D is not changed here."""
-    _, fake = self._real_and_fake(x, x.pred_ab())
-    logits = self.net.apply({"params": state["params"], "spectral": state["spectral"]}, fake)
+    logits = self.net.apply({"params": state["params"], "spectral": state["spectral"]}, self._input(x, x.pred_ab()))
     per_patch = jax.nn.softplus(-logits) if self.kind == "non_saturating" else -logits
     return self._patch_mean(x, per_patch)
 
   def discriminator_loss(self, params: Any, state: dict[str, Any], x: LossInputs, pred_ab: Array
                          ) -> tuple[Array, Any]:
     """D's loss on real and fake (one call over both halves, so the spectral vectors step once)."""
-    real, fake = self._real_and_fake(x, pred_ab)
-    logits, updates = self.net.apply({"params": params, "spectral": state["spectral"]},
-                                     jnp.concatenate([real, fake]), update_stats=True, mutable=["spectral"])
+    both = jnp.concatenate([self._input(x, x.ab), self._input(x, pred_ab)])
+    logits, updates = self.net.apply({"params": params, "spectral": state["spectral"]}, both,
+                                     update_stats=True, mutable=["spectral"])
     real_logits, fake_logits = jnp.split(logits, 2)
     if self.kind == "non_saturating":
       per_patch = jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
