@@ -29,7 +29,8 @@ import torch  # noqa: E402
 from flax import traverse_util  # noqa: E402
 from torch import nn  # noqa: E402
 
-from jaxcolor import losses, models, quantize  # noqa: E402
+from jaxcolor import losses, models
+from jaxcolor.colorspace import quantize  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402

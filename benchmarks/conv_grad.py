@@ -1,4 +1,4 @@
-"""Conv forward / dX / dW of XLA vs jaxcolor.conv_grad (patches dW, phases dX) and jaxcolor.winograd, per layer.
+"""Conv forward / dX / dW of XLA vs jaxcolor.cpu.conv_grad (patches dW, phases dX) and jaxcolor.cpu.winograd, per layer.
 
     python benchmarks/conv_grad.py [--batch 8 --size 176 --repeats 5 --dtype float32 --max-patch-mib 64]
 
@@ -9,7 +9,7 @@ cotangent of jax.vjp of lax.conv_general_dilated; "dW patches" is `conv_grad.pat
 float32 accumulation, batch-chunked to --max-patch-mib of patches). The last column says which dW is faster
 and what `use_patches_dw` picks.
 
-The Winograd columns time `jaxcolor.winograd.conv3x3` (F(2x2, 3x3)) for stride-1 3x3 rows; their GFLOP/s
+The Winograd columns time `jaxcolor.cpu.winograd.conv3x3` (F(2x2, 3x3)) for stride-1 3x3 rows; their GFLOP/s
 count the direct conv's FLOPs (2x for dX + dW), so they can exceed the machine's peak. Then sections of
 forward and forward + both gradients, by variant: transposed convs (XLA, zero-insertion, phases), 1x1 convs
 (XLA, `conv_grad.pointwise_dot`), and unet's 3x3 convs with XLA's kernel gradient or `shifted_dw` (9 matmuls
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor import compiler, conv_grad, winograd
+from jaxcolor.cpu import compiler, conv_grad, winograd
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 
@@ -214,7 +214,7 @@ def main() -> None:
   parser.add_argument("--max-patch-mib", type=float, default=conv_grad.DEFAULT_MAX_PATCH_BYTES / 2**20)
   parser.add_argument("--only", default=None, help="substring of the layer names to run")
   parser.add_argument("--xla", default="jaxcolor", choices=["jaxcolor", "default"],
-                      help="compile with jaxcolor.compiler's options or XLA's defaults (YNNPACK convs on CPU)")
+                      help="compile with jaxcolor.cpu.compiler's options or XLA's defaults (YNNPACK convs on CPU)")
   args = parser.parse_args()
   XLA_OPTIONS[0] = compiler.options() if args.xla == "jaxcolor" else None
   dtype = jnp.dtype(args.dtype)

@@ -1,4 +1,4 @@
-"""The 1x1 classification head + cross-entropy: logits then the loss, against `jaxcolor.head_loss` (fused, chunked).
+"""The 1x1 classification head + cross-entropy: logits then the loss, against `jaxcolor.losses.head_loss` (fused, chunked).
 
     python benchmarks/head_loss.py [--cases resnet50_unet:8:224:16,unet:32:64:64,eccv16:8:44:128] [--repeats 7]
 
@@ -8,7 +8,7 @@ Each case is name:batch:side:channels, the features entering the 313-bin head of
 CPU rule for 1x1 convs) plus bias, then `losses.cross_entropy`; "fused" passes a `head_loss.HeadInput`.
 Columns: median ms of the loss alone and of loss + gradients (features, kernel, bias), timed in turn after
 two warm-up calls each, and the XLA scratch memory (temp bytes) of the gradient program. All compile with
-`jaxcolor.compiler`'s options.
+`jaxcolor.cpu.compiler`'s options.
 """
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import compiler, conv_grad, head_loss, losses, quantize
+from jaxcolor import losses
+from jaxcolor.colorspace import quantize
+from jaxcolor.cpu import compiler, conv_grad
+from jaxcolor.losses import head_loss
 
 Q, K = 313, 5
 

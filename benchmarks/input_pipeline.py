@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import ml_collections
 
-from jaxcolor import input_pipeline
+from jaxcolor.data import input_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@
 Targets are ab of real photos when --photos is given (else random sRGB colors), logits are random. Time is
 the median wall time of jitted calls after compilation; memory is the scratch (temp) bytes XLA allocates
 for the compiled function (`compiled.memory_analysis()`), i.e. the peak intermediate memory beyond inputs
-and outputs. Both compile with `jaxcolor.compiler`'s options, as the training step does (`--xla default`:
+and outputs. Both compile with `jaxcolor.cpu.compiler`'s options, as the training step does (`--xla default`:
 XLA's own). Issue target: sparse at least 10x faster and 30x smaller than dense. The last line times the
 log-sum-exp alone: both versions compute it, so dense time / its time is the most any sparse encoder can gain.
 """
@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import color, compiler, losses, quantize
+from jaxcolor import losses
+from jaxcolor.colorspace import color, quantize
+from jaxcolor.cpu import compiler
 
 XLA_OPTIONS: list[dict | None] = [None]  # set by --xla
 

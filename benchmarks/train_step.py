@@ -10,9 +10,9 @@ jaxcolor's conv rewrites ("direct conv": the FLOPs of the textbook convolutions,
 images/s is the median over --steps timed steps after one warm-up; the variants of a model (each
 combination of the options given) are compiled first and then timed in turn, one step each, round robin.
 `--patches_dw off` turns jaxcolor's CPU forms off (`conv_grad.set_cpu_paths`) (patches dW, phases dX, Winograd, 1x1 convs as
-matmuls: jaxcolor.conv_grad, jaxcolor.winograd); `--xla default` compiles without jaxcolor's compiler options
-(`jaxcolor.compiler`: on CPU, no YNNPACK convs); `--fused_head off` forms the logits before the loss instead
-of the trainer's fused head + loss (`jaxcolor.head_loss`). The last column sets the achieved FLOP/s against
+matmuls: jaxcolor.cpu.conv_grad, jaxcolor.cpu.winograd); `--xla default` compiles without jaxcolor's compiler options
+(`jaxcolor.cpu.compiler`: on CPU, no YNNPACK convs); `--fused_head off` forms the logits before the loss instead
+of the trainer's fused head + loss (`jaxcolor.losses.head_loss`). The last column sets the achieved FLOP/s against
 the device's dense peak (`peak_gflops`): vendor figures for H100/H200, cores x clock x 32 FP32 FLOP/cycle for
 a CPU.
 """
@@ -31,7 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import compiler, conv_grad, models, objective, quantize, steps
+from jaxcolor import models, steps
+from jaxcolor.colorspace import quantize
+from jaxcolor.cpu import compiler, conv_grad
+from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
 
 
@@ -40,7 +43,7 @@ class Step:
 
   def __init__(self, name: str, size: int, batch: int, dtype: str, xla: str = "jaxcolor", fused_head: bool = True):
     """xla: 'jaxcolor' (its compiler options) or 'default'; fused_head: the head's projection computed with the
-    cross-entropy, as the trainer does (jaxcolor.head_loss)."""
+    cross-entropy, as the trainer does (jaxcolor.losses.head_loss)."""
     bins = quantize.make_bins()
     model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
     task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,

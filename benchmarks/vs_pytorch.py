@@ -10,7 +10,7 @@ head over 313 bins, cross-entropy on 5-bin soft targets, Adam, BatchNorm in trai
 already on the device. jaxcolor's step also converts uint8 RGB to Lab and soft-encodes the targets inside the
 step; PyTorch is handed L and the (indices, weights) targets precomputed, so the comparison favours PyTorch.
 Inference: L (B, 1, S, S) -> annealed-mean ab (T = 0.38) upsampled to S x S, eval mode. jaxcolor's train
-step and predictor compile with `jaxcolor.compiler`'s options, as its trainer, evaluator and colorizer do,
+step and predictor compile with `jaxcolor.cpu.compiler`'s options, as its trainer, evaluator and colorizer do,
 and its train step fuses the head with the loss as the trainer does (`head_loss.deferred_head`).
 
 PyTorch variants: eager (NCHW), eager with channels_last, and on a GPU also bfloat16 autocast and
@@ -33,7 +33,9 @@ import numpy as np
 
 import torch_models
 import train_step
-from jaxcolor import compiler, models, quantize, steps
+from jaxcolor import models, steps
+from jaxcolor.colorspace import quantize
+from jaxcolor.cpu import compiler
 from jaxcolor import task as task_lib
 
 import torch

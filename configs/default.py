@@ -3,7 +3,7 @@
     python -m jaxcolor.main --config=configs/default.py --workdir=runs/jaxcolor_default
 
 Field groups: model, task (head, loss, ab bins, rebalancing, decoding), data (see the docstring of
-`jaxcolor.input_pipeline`), optimizer (see `jaxcolor.optim`), loop (logging, eval, checkpoints).
+`jaxcolor.data.input_pipeline`), optimizer (see `jaxcolor.optim`), loop (logging, eval, checkpoints).
 """
 import ml_collections
 

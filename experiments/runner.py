@@ -28,7 +28,8 @@ from absl import logging
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxcolor import colorize, evaluate, input_pipeline
+from jaxcolor import colorize, evaluate
+from jaxcolor.data import input_pipeline
 from jaxcolor.train import train_and_evaluate
 
 METRICS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae")
@@ -45,7 +46,7 @@ class Run:
 
 @dataclasses.dataclass(frozen=True)
 class EvalSet:
-  dataset: str  # a registered dataset name (jaxcolor.datasets)
+  dataset: str  # a registered dataset name (jaxcolor.data.datasets)
   size: int  # square input size the model sees; metrics are computed at this size
 
   @property

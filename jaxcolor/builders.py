@@ -14,7 +14,10 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxcolor import color, evaluators, losses, models, objective, optim, parallel, prior, quantize
+from jaxcolor import losses, models, optim, parallel
+from jaxcolor.colorspace import color, prior, quantize
+from jaxcolor.evaluation import evaluators
+from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -52,7 +55,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   parallel.check_batch_size(config.get("eval_batch_size") or config.batch_size, config.parallelism)
   optim.check_optim_config(config)
   if config.get("init_from"):
-    from jaxcolor import reference
+    from jaxcolor.inference import reference
     reference.init_source(config.init_from)  # a reference model name or a run directory, else fails with the names
   exclude = config.get("init_from_exclude", ())
   if exclude and (not config.get("init_from") or not all(isinstance(e, str) and e for e in exclude)):

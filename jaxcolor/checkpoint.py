@@ -3,7 +3,7 @@
 Layout of a run directory (`workdir`):
   config.json          the run's config (JSON), written once by `save_run_artifacts`
   bins.npz             ab bin set (centers, step, extent), classification runs only
-  prior.npz            empirical ab prior, in the `jaxcolor.prior.save_prior` format
+  prior.npz            empirical ab prior, in the `jaxcolor.colorspace.prior.save_prior` format
   checkpoints/<step>/  Orbax steps, items "state" (arrays, tensorstore/OCDBT) and "meta" (JSON)
   checkpoints_corrupt/ steps that failed to restore, moved aside so training can re-save those steps
 
@@ -38,8 +38,8 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
 from jaxcolor import defaults
-from jaxcolor import prior as prior_lib
-from jaxcolor import quantize
+from jaxcolor.colorspace import prior as prior_lib
+from jaxcolor.colorspace import quantize
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
         [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
         [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2] [--png_compress_level=6]
 
-Without --workdir the photos are colorized by a reference model shipped inside the package (`jaxcolor.reference`:
+Without --workdir the photos are colorized by a reference model shipped inside the package (`jaxcolor.inference.reference`:
 `vivid`, the default, or `accurate`); --workdir takes a run trained with `jaxcolor.main` instead.
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from jaxcolor import reference
-from jaxcolor.inference import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
+from jaxcolor.inference import reference
+from jaxcolor.inference.colorizer import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
 
 DEFAULT_MAX_PIXELS = 100_000_000
 FORMATS = {"png": "PNG", "jpg": "JPEG"}
@@ -72,7 +72,7 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[pathlib.Path], list[Resul
 
 def load_photo(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
   """File -> (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None); raises ValueError/OSError with the reason."""
-  from jaxcolor.folder_dataset import _to_rgb
+  from jaxcolor.data.folder_dataset import _to_rgb
   try:
     img = Image.open(path)
   except Image.UnidentifiedImageError as e:
@@ -90,8 +90,8 @@ def load_photo(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndar
 
 
 def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
-  """The photo's full-resolution L + ab upsampled bilinearly to its size -> uint8 RGB (H, W, 3) (`jaxcolor.merge`)."""
-  from jaxcolor import merge as merge_lib
+  """The photo's full-resolution L + ab upsampled bilinearly to its size -> uint8 RGB (H, W, 3) (`jaxcolor.inference.merge`)."""
+  from jaxcolor.inference import merge as merge_lib
   return merge_lib.merge(rgb, ab_small)
 
 

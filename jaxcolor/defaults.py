@@ -7,7 +7,9 @@ like, with no list of added fields to maintain). `configs/default.py` starts eve
 """
 import ml_collections
 
-from jaxcolor import evaluators, objective, quantize
+from jaxcolor.colorspace import quantize
+from jaxcolor.evaluation import evaluators
+from jaxcolor.losses import objective
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -26,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.target_space = "lab"  # "rgb": predict RGB (the RGB autoencoder of seed 003)
   c.loss = "l2"  # a name from jaxcolor.losses.LOSSES
   c.loss_kwargs = ml_collections.ConfigDict()
-  # Composed objective (jaxcolor.objective): a weight per registered term, 0 = off; any set replaces c.loss.
+  # Composed objective (jaxcolor.losses.objective): a weight per registered term, 0 = off; any set replaces c.loss.
   c.losses, c.loss_options = objective.config_fields()
   c.bin_step = 10.0  # ab grid: 313 in-gamut bins with step 10 over [-110, 110]
   c.bin_extent = 110.0
@@ -35,11 +37,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.rebalance = True  # classification: class-rebalancing weights from the empirical prior
   c.rebalance_lambda = 0.5
   c.prior_batches = 20  # train batches streamed to estimate the prior (when no prior_path)
-  c.prior_path = ""  # a prior.npz from an earlier run (jaxcolor.prior.save_prior)
+  c.prior_path = ""  # a prior.npz from an earlier run (jaxcolor.colorspace.prior.save_prior)
   c.decoding = "annealed_mean"  # classification: mode, mean or annealed_mean
   c.temperature = quantize.DEFAULT_TEMPERATURE  # 0.38
 
-  # Data (jaxcolor.input_pipeline): the embedded scikit-image photos work offline.
+  # Data (jaxcolor.data.input_pipeline): the embedded scikit-image photos work offline.
   c.dataset = "skimage_photos"
   c.data_dir = "~/tensorflow_datasets"
   c.train_split = ml_collections.config_dict.placeholder(str)  # None: the dataset's own
@@ -74,7 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.log_every = 50
   c.eval_every = 500  # and at the end; 0: only at the end
   c.eval_batches = 0  # 0: the whole eval split
-  # Named evaluations (jaxcolor.evaluators.EvalSpec): the run's eval split with its settings; add e.g.
+  # Named evaluations (jaxcolor.evaluation.evaluators.EvalSpec): the run's eval split with its settings; add e.g.
   # c.evals.kodak24 = evaluators.eval_fields(dataset="kodak24", size=256, every=0)  (at the end).
   c.evals = ml_collections.ConfigDict({"color_metrics": evaluators.eval_fields()})
   c.num_sample_images = 4

@@ -8,7 +8,7 @@
 Metrics are computed on the photos at --size; the model sees them at --model_size (default: the size it is
 meant to run at), and its ab is upsampled to --size, as `colorize` does for full-resolution photos.
 
-Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.metrics) for
+Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.evaluation.metrics) for
 the model and, beside it, the grayscale baseline (ab = 0). Classification runs can sweep decodings in one run:
 `--decodings` takes `mode`, `mean` and `annealed_mean:T` entries. Prints a markdown table and writes it with a
 JSON file to --out (default RUN/eval); existing result files are kept unless --overwrite.
@@ -23,8 +23,11 @@ import sys
 from collections.abc import Sequence
 
 
-from jaxcolor import evaluators, input_pipeline, quantize, reference
-from jaxcolor.inference import Colorizer
+from jaxcolor.colorspace import quantize
+from jaxcolor.data import input_pipeline
+from jaxcolor.evaluation import evaluators
+from jaxcolor.inference import reference
+from jaxcolor.inference.colorizer import Colorizer
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
 
@@ -43,7 +46,7 @@ def parse_decodings(text: str) -> list[tuple[str, float | None]]:
 
 
 def load_colorizer(source: str, *, step: int | None = None, size: int | None = None) -> Colorizer:
-  """A reference model name (`jaxcolor.reference.MODELS`) or a run's workdir -> its Colorizer."""
+  """A reference model name (`jaxcolor.inference.reference.MODELS`) or a run's workdir -> its Colorizer."""
   if source in reference.MODELS:
     return Colorizer.reference(source, size=size)
   return Colorizer(source, step=step, size=size)

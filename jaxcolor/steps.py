@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcolor import head_loss
+from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 
 Array = jnp.ndarray
 

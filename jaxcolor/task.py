@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import color, prior, quantize
+from jaxcolor.colorspace import color, prior, quantize
 
 Array = jnp.ndarray
 TARGET_SPACES = ("lab", "rgb")

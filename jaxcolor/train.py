@@ -21,8 +21,11 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 
-from jaxcolor import (builders, checkpoint, color, compiler, evaluators, input_pipeline, optim, parallel, prefetch,
-                      steps)
+from jaxcolor import builders, checkpoint, optim, parallel, steps
+from jaxcolor.colorspace import color
+from jaxcolor.cpu import compiler
+from jaxcolor.data import input_pipeline, prefetch
+from jaxcolor.evaluation import evaluators
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -41,13 +44,13 @@ def _prepare_prior(config, workdir: pathlib.Path, bins):
   if (workdir / checkpoint.PRIOR_FILE).exists():
     return checkpoint.load_run_artifacts(workdir).prior
   if config.prior_path:
-    from jaxcolor import prior as prior_lib
+    from jaxcolor.colorspace import prior as prior_lib
     p, saved_bins = prior_lib.load_prior(config.prior_path)
     _check_same_bins(config.prior_path, saved_bins, bins)
     return np.asarray(p)
   if config.init_from:  # fine-tuning keeps the rebalancing the model was trained with
     from jaxcolor import checkpoint as ckpt_lib
-    from jaxcolor import reference
+    from jaxcolor.inference import reference
     source = reference.init_source(config.init_from)
     arts = ckpt_lib.load_run_artifacts(source)
     if arts.prior is not None:
@@ -141,7 +144,7 @@ class Trainer:
 
   def init_from(self, state: steps.TrainState) -> steps.TrainState:
     """A new run's state with the parameters and BatchNorm statistics of `config.init_from` (fresh optimizer)."""
-    from jaxcolor import reference
+    from jaxcolor.inference import reference
     fresh = {"params": state.params, "batch_stats": state.batch_stats}
     variables = reference.merge_init_variables(reference.load_init_variables(self.config.init_from), fresh,
                                                self.config.init_from, tuple(self.config.init_from_exclude))

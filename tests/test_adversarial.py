@@ -10,9 +10,10 @@ import pytest
 from jax.test_util import check_grads
 
 from configs import unet_reg
-from jaxcolor import adversarial, builders, losses, objective, steps
+from jaxcolor import builders, losses, steps
+from jaxcolor.losses import adversarial, objective
 from jaxcolor import task as task_lib
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import get_model
 
 TASK = task_lib.ColorTask()  # regression of ab / 110

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxcolor import checkpoint, quantize
+from jaxcolor import checkpoint
+from jaxcolor.colorspace import quantize
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""jaxcolor.color against scikit-image, on the RGB cube and real photos, plus round trips and gradients."""
+"""jaxcolor.colorspace.color against scikit-image, on the RGB cube and real photos, plus round trips and gradients."""
 import warnings
 
 import hypothesis.extra.numpy as hnp
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
 
-from jaxcolor import color
+from jaxcolor.colorspace import color
 
 _rgb_to_lab = jax.jit(color.rgb_to_lab)
 _lab_to_rgb = jax.jit(color.lab_to_rgb)

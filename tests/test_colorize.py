@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import color, colorize
+from jaxcolor import colorize
+from jaxcolor.colorspace import color
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxcolor import compiler
+from jaxcolor.cpu import compiler
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 
 DIMS = ("NHWC", "HWIO", "NHWC")
 

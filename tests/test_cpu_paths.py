@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 from jaxcolor.models import MODELS, get_model
 
 # name -> (kwargs of a small variant, input side); widths reach the rewrites' thresholds where cheap: unet's

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from jaxcolor import datasets
+from jaxcolor.data import datasets
 
 
 def test_registered_and_prefixed_names():
@@ -54,7 +54,7 @@ def test_embedded_photos_ship_with_scikit_image():
 
 
 def test_light_modules_do_not_import_tensorflow():
-  code = ("import sys, jaxcolor.datasets, jaxcolor.prefetch, jaxcolor.input_pipeline; "
+  code = ("import sys, jaxcolor.data.datasets, jaxcolor.data.prefetch, jaxcolor.data.input_pipeline; "
           "bad = [m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules]; "
           "assert not bad, bad")
   subprocess.run([sys.executable, "-c", code], check=True)

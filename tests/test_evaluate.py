@@ -33,7 +33,8 @@ def test_bad_decoding_is_a_clear_error():
 
 
 def test_decoding_defaults_are_defined_once():
-  from jaxcolor import defaults, quantize
+  from jaxcolor import defaults
+  from jaxcolor.colorspace import quantize
   c = defaults.get_config()
   assert c.temperature == quantize.DEFAULT_TEMPERATURE and c.decoding in quantize.DECODINGS
   assert evaluate.parse_decodings("annealed_mean") == [("annealed_mean", quantize.DEFAULT_TEMPERATURE)]

@@ -2,7 +2,8 @@
 import pytest
 
 from configs import unet_cls
-from jaxcolor import builders, evaluators
+from jaxcolor import builders
+from jaxcolor.evaluation import evaluators
 
 
 def test_default_is_the_runs_own_split_under_the_old_name():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import folder_dataset as fd
+from jaxcolor.data import folder_dataset as fd
 
 
 def _png16_rgb(path: pathlib.Path, rgb16: np.ndarray) -> None:

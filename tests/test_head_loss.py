@@ -4,7 +4,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import conv_grad, head_loss, losses, quantize
+from jaxcolor import losses
+from jaxcolor.colorspace import quantize
+from jaxcolor.cpu import conv_grad
+from jaxcolor.losses import head_loss
 from jaxcolor.models import get_model
 
 Q, K = 31, 5

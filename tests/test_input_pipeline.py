@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import input_pipeline as ip
-from jaxcolor import prefetch
+from jaxcolor.data import input_pipeline as ip
+from jaxcolor.data import prefetch
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from jaxcolor import losses, quantize
+from jaxcolor import losses
+from jaxcolor.colorspace import quantize
 
 
 def test_regression_losses_hand_computed():

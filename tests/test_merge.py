@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import color, merge
+from jaxcolor.colorspace import color
+from jaxcolor.inference import merge
 
 
 def _l(rgb):

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from jaxcolor import color, evaluators, metrics, quantize
+from jaxcolor.colorspace import color, quantize
+from jaxcolor.evaluation import evaluators, metrics
 
 SIZE = (96, 64)  # PIL (width, height): photos are downscaled so the whole file runs in seconds
 

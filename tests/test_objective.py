@@ -13,9 +13,12 @@ import skimage.color
 from jax.test_util import check_grads
 
 from configs import unet_cls, unet_reg
-from jaxcolor import builders, color, losses, metrics, objective, quantize, steps
+from jaxcolor import builders, losses, steps
+from jaxcolor.colorspace import color, quantize
+from jaxcolor.evaluation import metrics
+from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import get_model
 
 BINS = quantize.make_bins()
@@ -49,7 +52,7 @@ def test_decoded_pixel_losses_match_a_float64_oracle(name, power):
   p = np.exp(z - z.max(-1, keepdims=True))
   p /= p.sum(-1, keepdims=True)
   ab_pred = p @ BINS.centers.astype(np.float64)
-  ab_true = skimage.color.rgb2lab(images)[..., 1:]  # float64, independent of jaxcolor.color
+  ab_true = skimage.color.rgb2lab(images)[..., 1:]  # float64, independent of jaxcolor.colorspace.color
   want = np.mean(np.abs(ab_pred - ab_true) ** power / 110.0 ** power)
   # float32 Lab and softmax: relative error ~1e-5 per pixel on values ~0.1-0.5 (ab ~10-50 units)
   assert got == pytest.approx(want, rel=1e-4)

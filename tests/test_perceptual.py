@@ -11,9 +11,10 @@ import pytest
 import skimage.color
 
 from configs import unet_reg
-from jaxcolor import builders, losses, objective, perceptual, steps
+from jaxcolor import builders, losses, steps
+from jaxcolor.losses import objective, perceptual
 from jaxcolor import task as task_lib
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import get_model
 from jaxcolor.models.keras_weights import CAFFE_MEAN_BGR
 

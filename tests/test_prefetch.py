@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jaxcolor import prefetch
+from jaxcolor.data import prefetch
 
 
 def _batch(i: int, b: int = 16) -> dict:

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import color, prior, quantize
+from jaxcolor.colorspace import color, prior, quantize
 
 BINS = quantize.make_bins()
 

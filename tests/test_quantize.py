@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from scipy.spatial import ConvexHull
 
-from jaxcolor import color, quantize
+from jaxcolor.colorspace import color, quantize
 
 BINS = quantize.make_bins()
 _sparse = jax.jit(lambda ab: quantize.soft_encode(ab, BINS))

@@ -1,4 +1,4 @@
-"""jaxcolor.reference: the shipped models (a release regression test against their cards), export and loading
+"""jaxcolor.inference.reference: the shipped models (a release regression test against their cards), export and loading
 without pickle, colorize / evaluate with no workdir, and fine-tuning from a shipped model (config.init_from)."""
 import json
 import pathlib
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import builders, colorize, evaluate, inference, reference, train
+from jaxcolor import builders, colorize, evaluate, train
+from jaxcolor.inference import reference
+from jaxcolor.inference.colorizer import Colorizer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -40,7 +42,7 @@ def test_shipped_model_matches_its_card_on_kodak(name, shared_data):
   """Metrics of the released weights on the card's Kodak photos, as colorize computes them, within 0.05."""
   card = reference.load(name).card
   check = card["release_check"]
-  run = inference.Colorizer.reference(name)
+  run = Colorizer.reference(name)
   photos = [np.asarray(Image.open(shared_data / "eval" / "kodak24" / f).convert("RGB")) for f in check["photos"]]
   got = reference.release_metrics(run, photos)
   for key in ("psnr", "auc"):

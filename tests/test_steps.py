@@ -8,7 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import head_loss, objective, parallel, quantize, steps
+from jaxcolor import parallel, steps
+from jaxcolor.colorspace import quantize
+from jaxcolor.losses import head_loss, objective
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
 
@@ -44,7 +46,7 @@ def _run_single(head):
 
 # The regression case (~40 s) is marked slow: the classification case covers the same paths plus the bins.
 # Classification: the reference forms the logits; the mesh and pmap steps run the trainer's fused head + loss
-# (jaxcolor.head_loss), in chunks of 64 pixels over the batch.
+# (jaxcolor.losses.head_loss), in chunks of 64 pixels over the batch.
 @pytest.mark.parametrize("head", [pytest.param("regression", marks=pytest.mark.slow), "classification"])
 def test_jit_mesh_and_pmap_match_single_device(head, monkeypatch):
   assert jax.device_count() == 8

@@ -9,7 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import color, objective, prior, quantize, steps
+from jaxcolor import steps
+from jaxcolor.colorspace import color, prior, quantize
+from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
 

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from configs import default
-from jaxcolor import checkpoint, input_pipeline, train
+from jaxcolor import checkpoint, train
+from jaxcolor.data import input_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _CACHE_OPTIONS = {"jax_compilation_cache_dir": None, "jax_persistent_cache_min_compile_time_secs": 0,
@@ -385,7 +386,7 @@ def test_early_stopping_metric_must_exist(data_dir, tmp_path, monkeypatch):
 def test_evaluations_run_each_at_its_own_cadence(data_dir, tmp_path, monkeypatch):
   """config.evals: the run's split every 2 steps, a second evaluation (the same photos at 32 px, one batch)
   only at the end; each under its own name."""
-  from jaxcolor import evaluators
+  from jaxcolor.evaluation import evaluators
   cfg = _config(data_dir, total_steps=4, eval_every=2, checkpoint_every=100)
   cfg.evals.at_end = evaluators.eval_fields(size=32, every=0, batches=1)
   seen = []
@@ -475,7 +476,8 @@ import os, sys
 sys.path.insert(0, {repo!r})
 import jax
 import numpy as np
-from jaxcolor import input_pipeline, parallel, train
+from jaxcolor import parallel, train
+from jaxcolor.data import input_pipeline
 from tests.test_train import _config
 
 parallel.maybe_initialize_distributed()

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import conv_grad, winograd
+from jaxcolor.cpu import conv_grad, winograd
 from test_conv_grad import float64_reference, grads as value_and_grads, plain, rel_err  # the conv tests' oracle
 
 

@@ -3,7 +3,7 @@
     python -m experiments.reference_colorizers.release --accurate=RUN_A --vivid=RUN_V --data_dir=/tmp/jaxcolor_tfds
 
 RUN_A / RUN_V are workdirs trained with configs/reference_accurate.py and configs/reference_vivid.py. Writes:
-- jaxcolor/reference_models/<name>/: the exported model (`jaxcolor.reference.export`), card.json (budget,
+- jaxcolor/reference_models/<name>/: the exported model (`jaxcolor.inference.reference.export`), card.json (budget,
   metrics, the release check the tests replay), MODEL_CARD.md, curves.png (learning curves), samples.jpg;
 - experiments/reference_colorizers/: results.md / results.json (every eval set, grayscale baseline beside),
   figure.jpg (8 Kodak photos: L input | accurate | vivid | truth) and curves.png.
@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from jaxcolor import evaluate, inference, reference
+from jaxcolor import evaluate
+from jaxcolor.inference import reference
+from jaxcolor.inference.colorizer import Colorizer
 
 HERE = pathlib.Path(__file__).parent
 EVALSETS = (("kodak24", 256), ("mcmaster", 256), ("tiny_imagenet_64", 64), ("photos_256", 256))
@@ -95,10 +97,10 @@ def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, width: int 
   img.save(path)
 
 
-def sample_sheet(colorizers: dict[str, inference.Colorizer], kodak: pathlib.Path, path: pathlib.Path,
+def sample_sheet(colorizers: dict[str, Colorizer], kodak: pathlib.Path, path: pathlib.Path,
                  tile: int = 192) -> None:
   """8 Kodak photos, one per row: L (input) | each model (full-resolution colorize output) | ground truth."""
-  from jaxcolor import merge
+  from jaxcolor.inference import merge
   photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in FIGURE_PHOTOS]
   columns = {"L (input)": [np.repeat(np.asarray(Image.fromarray(p).convert("L"))[..., None], 3, -1) for p in photos]}
   for name, c in colorizers.items():
@@ -231,7 +233,7 @@ def main() -> None:
   (out_dir / "results.json").write_text(json.dumps({"results": results, "curves": run_curves}, indent=1))
   plot_curves(run_curves, out_dir / "curves.png")
   kodak = pathlib.Path(a.data_root) / "eval" / "kodak24"
-  colorizers = {name: inference.Colorizer(wd) for name, wd in runs.items()}
+  colorizers = {name: Colorizer(wd) for name, wd in runs.items()}
   sample_sheet(colorizers, kodak, out_dir / "figure.jpg")
   photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in RELEASE_PHOTOS]
   for name, wd in runs.items():

@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 from jaxcolor.models.layers import ColorModel, Dtype, batch_norm, center_l, check_divisible, scale_width
 
 

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor.color import linear_to_srgb
+from jaxcolor.colorspace.color import linear_to_srgb
 
 PathLike = str | os.PathLike
 

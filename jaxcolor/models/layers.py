@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 
 Dtype = Any
 

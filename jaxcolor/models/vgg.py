@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
 from jaxcolor.models.layers import max_pool_2x2, scale_width
 

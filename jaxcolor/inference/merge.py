@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import color
+from jaxcolor.colorspace import color
 
 CHUNK_SIZES = tuple(4 ** k for k in range(6, 11))  # pixels per device call: 4096 ... 1,048,576
 GAMUT_STEPS = 8  # bisection steps on the chroma factor: it is exact to 1 / 256

@@ -2,7 +2,7 @@
 
 Why: configs name datasets by a string; this module turns that string into a `DatasetSpec`
 without importing TensorFlow, so a bad name fails fast with the list of choices. Reading is done
-by `jaxcolor.input_pipeline`.
+by `jaxcolor.data.input_pipeline`.
 
 Accepted names:
   * a registered name (see `available()`), e.g. "skimage_photos" (the embedded default: the
@@ -12,7 +12,7 @@ Accepted names:
     "photos_256", and the evaluation sets "kodak24", "mcmaster";
   * "tfds:<name>[/<config>]" for any TFDS image dataset with an "image" feature;
   * "folder:<path>" for a local photo folder (built once into a TFDS dataset, see
-    `jaxcolor.folder_dataset`).
+    `jaxcolor.data.folder_dataset`).
 """
 from __future__ import annotations
 

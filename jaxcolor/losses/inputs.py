@@ -2,7 +2,7 @@
 
 Why one object: a loss on decoded colors, on RGB, on colorfulness or through a discriminator needs more than
 (prediction, target). The train step builds a `LossInputs` once per batch and hands the same object to every
-term of the objective (`jaxcolor.objective`); a term takes what it needs and declares it in its registry line
+term of the objective (`jaxcolor.losses.objective`); a term takes what it needs and declares it in its registry line
 (`losses.LossSpec.needs`), which `builders.check_config` checks before anything is compiled.
 
 Shapes: B batch, H x W the input size, h x w the model's output size (H / output_stride), Q the ab bins.
@@ -16,7 +16,8 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import color, head_loss, quantize
+from jaxcolor.colorspace import color, quantize
+from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
 
 Array = jnp.ndarray

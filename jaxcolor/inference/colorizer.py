@@ -2,7 +2,7 @@
 
 `Colorizer` holds the config, model, task and variables, and predicts ab two ways:
 - `predict_ab(photos)`: full-size uint8 photos -> ab at the model's input size (colorize: each photo is
-  resized on the host, the ab is later upsampled to the photo and joined with its own L, `jaxcolor.merge`);
+  resized on the host, the ab is later upsampled to the photo and joined with its own L, `jaxcolor.inference.merge`);
 - `predictor(decoding, temperature)`: a jitted function of a batch of equal-size photos (B, S, S, 3) -> ab
   (B, S, S, 2), the model running at its own input size inside (evaluate: metrics at S whatever the model sees).
 
@@ -29,7 +29,7 @@ class Colorizer:
   """A restored run or reference model: config, model, task, variables and jitted predictors.
 
   Colorizer(workdir) restores a training run's newest (or `step`) checkpoint; Colorizer.reference(name) loads
-  one of `jaxcolor.reference.MODELS`. `size`: the model's input size (see `model_input_size`); `decoding` /
+  one of `jaxcolor.inference.reference.MODELS`. `size`: the model's input size (see `model_input_size`); `decoding` /
   `temperature` override a classification run's own.
   """
 
@@ -44,8 +44,8 @@ class Colorizer:
   @classmethod
   def reference(cls, name: str, size: int | None = None, temperature: float | None = None,
                 decoding: str | None = None) -> Colorizer:
-    """One of the reference models shipped inside the package (`jaxcolor.reference`)."""
-    from jaxcolor import reference
+    """One of the reference models shipped inside the package (`jaxcolor.inference.reference`)."""
+    from jaxcolor.inference import reference
     model = reference.load(name)
     self = cls.__new__(cls)
     self.step = model.step
@@ -77,7 +77,9 @@ class Colorizer:
     """
     import jax
     import jax.numpy as jnp
-    from jaxcolor import color, compiler, steps
+    from jaxcolor import steps
+    from jaxcolor.colorspace import color
+    from jaxcolor.cpu import compiler
     from jaxcolor import task as task_lib
     predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding,
                                 temperature=temperature)

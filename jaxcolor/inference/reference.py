@@ -2,7 +2,7 @@
 
     python -m jaxcolor.colorize photo.jpg --out=colorized          # the default reference model
     python -m jaxcolor.colorize photo.jpg --out=colorized --model=accurate
-    python -m jaxcolor.reference export --workdir=RUN --name=vivid [--step=N]   # (maintainers) ship a run
+    python -m jaxcolor.inference.reference export --workdir=RUN --name=vivid [--step=N]   # (maintainers) ship a run
 
 Each model is a folder `jaxcolor/reference_models/<name>/` installed as package data:
   config.json, bins.npz, prior.npz   the run's artifacts, exactly as training writes them;
@@ -171,7 +171,9 @@ def release_metrics(colorizer: Any, photos: Sequence[np.ndarray]) -> dict[str, f
   Computed exactly as `colorize` produces outputs (host resize to the model's size, ab upsampled and merged
   with each photo's own L, uint8), so the number pins down the shipped weights and the whole inference path.
   """
-  from jaxcolor import color, merge, metrics
+  from jaxcolor.colorspace import color
+  from jaxcolor.evaluation import metrics
+  from jaxcolor.inference import merge
   abs_ = colorizer.predict_ab(list(photos), batch_size=len(photos))
   psnrs, aucs = [], []
   for photo, ab in zip(photos, abs_):
@@ -203,7 +205,7 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  p = argparse.ArgumentParser(prog="python -m jaxcolor.reference", description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(prog="python -m jaxcolor.inference.reference", description=__doc__.splitlines()[0])
   sub = p.add_subparsers(dest="command", required=True)
   e = sub.add_parser("export", help="write a training run into the package as a reference model")
   e.add_argument("--workdir", required=True)

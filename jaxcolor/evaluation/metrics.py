@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import color
+from jaxcolor.colorspace import color
 
 Array = jnp.ndarray
 

@@ -1,9 +1,9 @@
 """Loss registry: every term training can minimize, each a function of one `LossInputs` plus its options.
 
-    term(inputs: loss_inputs.LossInputs, **options) -> scalar float32
+    term(inputs: LossInputs, **options) -> scalar float32
 
 A config names one loss (`config.loss`, options in `config.loss_kwargs`) or a weighted sum of several
-(`config.losses.<name> = weight`, options in `config.loss_options.<name>`); `jaxcolor.objective` adds them up.
+(`config.losses.<name> = weight`, options in `config.loss_options.<name>`); `jaxcolor.losses.objective` adds them up.
 Each registry line says which heads a term fits and what else it needs (`NEEDS`); `builders.check_config`
 fails before compilation naming the term and the missing piece.
 
@@ -21,8 +21,8 @@ Terms with state (`stateful=True`): the registry holds a class whose keyword fie
 instance has `init(rng) -> state`, `__call__(x, state) -> scalar`, optionally `update(x, state, axis_name) ->
 (state, metrics)` (run in the same compiled step) and `check()` (run before compilation). Their state lives in
 `TrainState.loss_state[name]`, checkpointed with the model: `perceptual` (frozen VGG16 features,
-`jaxcolor.perceptual`) and `adversarial` (a PatchGAN discriminator with its own optimizer,
-`jaxcolor.adversarial`).
+`jaxcolor.losses.perceptual`) and `adversarial` (a PatchGAN discriminator with its own optimizer,
+`jaxcolor.losses.adversarial`).
 
 To add a loss: write `def my_term(x: LossInputs, *, option=...) -> Array` and add one line to LOSSES.
 """
@@ -37,10 +37,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcolor import head_loss, metrics, quantize
-from jaxcolor.adversarial import Adversarial
-from jaxcolor.loss_inputs import LossInputs, pixel_scale as _pixel_scale
-from jaxcolor.perceptual import Perceptual
+from jaxcolor.colorspace import quantize
+from jaxcolor.evaluation import metrics
+from jaxcolor.losses import head_loss
+from jaxcolor.losses.adversarial import Adversarial
+from jaxcolor.losses.inputs import LossInputs, pixel_scale as _pixel_scale
+from jaxcolor.losses.perceptual import Perceptual
 
 Array = jnp.ndarray
 

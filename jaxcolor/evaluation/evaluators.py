@@ -27,7 +27,8 @@ import numpy as np
 
 import ml_collections
 
-from jaxcolor import color, metrics, quantize
+from jaxcolor.colorspace import color, quantize
+from jaxcolor.evaluation import metrics
 
 Array = jnp.ndarray
 PredictFn = Callable[[Array], Array]  # uint8 RGB (B, H, W, 3) -> ab (B, h, w, 2) or logits (B, h, w, Q)
@@ -114,7 +115,7 @@ class PerExampleEvaluator:
 
 
 class ColorMetrics(PerExampleEvaluator):
-  """All metrics of `jaxcolor.metrics` for the model and, side by side, the grayscale baseline (ab = 0).
+  """All metrics of `jaxcolor.evaluation.metrics` for the model and, side by side, the grayscale baseline (ab = 0).
 
   The prediction is rebuilt as the photo's own L with the predicted ab, converted to RGB and (by default)
   rounded to 8 bits like a saved PNG; PSNR, SSIM and colorfulness use that RGB, AuC and the ab errors the
@@ -229,7 +230,7 @@ class EvalSpec:
   """One evaluation of a training run. None / "" fields take the run's own setting (in brackets)."""
   name: str
   type: str = "color_metrics"  # a key of EVALUATORS
-  dataset: str = ""  # a dataset name (jaxcolor.datasets) [config.dataset]
+  dataset: str = ""  # a dataset name (jaxcolor.data.datasets) [config.dataset]
   split: str | None = None  # [the dataset's eval split; config.eval_split for the run's own dataset]
   size: int | None = None  # photo size the metrics are computed at [config.eval_image_size or image_size]
   every: int | None = None  # steps between evaluations, 0: only at the end [config.eval_every]
@@ -281,7 +282,7 @@ def eval_specs(config: Any) -> dict[str, EvalSpec]:
   """`config.evals` -> {name: EvalSpec}, checked (unknown types, fields, datasets or decodings fail here).
 
   Also reads the older form, a tuple of evaluator names, each on the run's eval split."""
-  from jaxcolor import datasets
+  from jaxcolor.data import datasets
   evals = config.get("evals") or {}
   items = ({str(n): {"type": str(n)} for n in evals} if isinstance(evals, (tuple, list)) else
            {str(k): dict(v.to_dict() if hasattr(v, "to_dict") else v) for k, v in evals.items()})

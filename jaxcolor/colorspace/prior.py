@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import quantize
+from jaxcolor.colorspace import quantize
 
 Array = jnp.ndarray
 

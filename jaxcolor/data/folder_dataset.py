@@ -17,7 +17,7 @@ others are re-encoded as lossless PNG.
 
 The dataset identity (its TFDS config name) hashes the folder path, the file list with sizes and
 modification times and the filter settings, so changing any of them builds a fresh copy.
-CLI: `python -m jaxcolor.folder_dataset PATH --data_dir DIR`.
+CLI: `python -m jaxcolor.data.folder_dataset PATH --data_dir DIR`.
 """
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ import jax
 import ml_collections
 
 from jaxcolor import losses
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 
 Array = jnp.ndarray
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxcolor import task as task_lib
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 
 Array = jnp.ndarray
 KINDS = ("non_saturating", "hinge")

@@ -1,6 +1,6 @@
 """Host -> device: per-process numpy batches -> global batch-sharded jax.Arrays, prefetched.
 
-Why: every process reads its own disjoint part of the data (see `jaxcolor.input_pipeline`);
+Why: every process reads its own disjoint part of the data (see `jaxcolor.data.input_pipeline`);
 `jax.make_array_from_process_local_data` stitches those parts into one global array sharded
 over the mesh's "data" axis, so jitted steps see the global batch
 (global batch = per-process batch x process count). Prefetching keeps `depth` batches in flight

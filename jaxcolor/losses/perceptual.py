@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.loss_inputs import LossInputs
+from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import keras_weights
 from jaxcolor.models.vgg import VGG16_DEPTHS, VGG16Encoder
 

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcolor import conv_grad
+from jaxcolor.cpu import conv_grad
 
 Array = jnp.ndarray
 

@@ -6,7 +6,7 @@ Lab conversion and targets happen on device. A batch is {"image": uint8 (B, H, W
 "mask": bool (B,)}; mask is False for eval padding (and gray TFDS eval photos, see below).
 
 Config fields read (an ml_collections.ConfigDict; `parse_config` validates them):
-  dataset            str, required: `jaxcolor.datasets.available()`, "tfds:<name>", "folder:<path>".
+  dataset            str, required: `jaxcolor.data.datasets.available()`, "tfds:<name>", "folder:<path>".
   data_dir           str (~/tensorflow_datasets): TFDS data_dir; folder datasets are built into it.
   train_split        str (the dataset's own; see resolve_splits): TFDS split, e.g. "train[:95%]".
   eval_split         str (the dataset's own): the same for evaluation.
@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxcolor import datasets
-from jaxcolor import prefetch as prefetch_lib
+from jaxcolor.data import datasets
+from jaxcolor.data import prefetch as prefetch_lib
 
 
 class _LazyModule:  # imports the module on first attribute access: no TF at import time
@@ -171,7 +171,7 @@ def _local(process_index: int | None, process_count: int | None, global_batch: i
 
 @functools.lru_cache(maxsize=16)
 def _builder(spec: datasets.DatasetSpec, data_dir: str, min_side: int, min_colorfulness: float):
-  from jaxcolor import folder_dataset  # imports TFDS only when building
+  from jaxcolor.data import folder_dataset  # imports TFDS only when building
   if spec.kind == "tfds":
     return tfds.builder(spec.tfds_name, data_dir=data_dir)
   kw = dict(min_side=min_side, min_colorfulness=min_colorfulness)

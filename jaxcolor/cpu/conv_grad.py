@@ -13,7 +13,7 @@ input channels, and transposed convs (also the input gradient of strided convs) 
 * `use_patches_dw` is the rule, from `benchmarks/conv_grad.py` on the 2-core CPU, for where that dW beats
   XLA's: only the first convs of a network, whose patches are short (1 or 3 input channels). The issue that
   asked for this measured XLA's kernel gradients at 8-22 GFLOP/s; most of that was YNNPACK's convolutions,
-  which `jaxcolor.compiler` now keeps out, after which XLA's own dW runs at 85-160 GFLOP/s on eccv16's layers.
+  which `jaxcolor.cpu.compiler` now keeps out, after which XLA's own dW runs at 85-160 GFLOP/s on eccv16's layers.
 * `conv_transpose` computes a strided transposed conv on CPU as one stride-1 conv per output phase (the
   sub-pixel decomposition): XLA's conv over the zero-inserted input spends 4x the FLOPs of a 4x4 stride-2
   kernel on zeros, and its kernel gradient was 11.5 s against 0.26 s for the phases (forward + both
@@ -24,7 +24,7 @@ input channels, and transposed convs (also the input gradient of strided convs) 
   XLA:CPU's convolution over the transposed input. The per-phase convs of `conv_transpose` take the same rules.
 
 `Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
-built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.winograd` on CPU (fewer FLOPs
+built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.cpu.winograd` on CPU (fewer FLOPs
 in all three passes). On other backends they are plain XLA convolutions.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor import winograd
+from jaxcolor.cpu import winograd
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 DEFAULT_MAX_PATCH_BYTES = 64 * 2**20
