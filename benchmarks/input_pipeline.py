@@ -6,6 +6,11 @@ datasets are built into --data_dir on first use (not timed). Host only: uint8 nu
 the trainer receives them before the device transfer.
 
   python benchmarks/input_pipeline.py [--shared_data $JAXCOLOR_DATA] [--data_dir DIR] [--seconds 20]
+  python benchmarks/input_pipeline.py --gcs     # also read the same builds from a bucket on a local GCS emulator
+
+--gcs copies each build into a bucket of the emulator the tests use (tests/gcs_emulator.py: fake-gcs-server,
+tf.io.gfile through a local TLS proxy, ~50 ms a request) and times reading it from gs://. A figure, not a
+target: the emulator is not GCS.
 """
 from __future__ import annotations
 
@@ -41,8 +46,10 @@ def main() -> None:
   p.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
   p.add_argument("--seconds", type=float, default=20.0)
   p.add_argument("--with_rotation", action="store_true", help="also time rotation + zoom")
+  p.add_argument("--gcs", action="store_true", help="also time reading the builds from a local GCS emulator")
   args = p.parse_args()
   shared = pathlib.Path(args.shared_data)
+  bucket = _start_gcs_emulator() if args.gcs else None
   settings = [
       ("tiny-imagenet-64 @64x64", shared / "tiny-imagenet-64", "train", 64, 256),
       ("photos-256 @224x224", shared / "photos-256", "train", 224, 64),
@@ -62,6 +69,35 @@ def main() -> None:
       rate = measure(config, args.seconds)
       print(f"{name:26s} {aug_name:24s} batch {batch:4d}: {rate:8.0f} img/s "
             f"(dataset ready in {build_s:.1f}s)", flush=True)
+      if bucket:
+        report = input_pipeline.get_builder(input_pipeline.parse_config(config)).data_dir
+        gs_dir = _copy_to_bucket(report, args.data_dir, bucket)
+        name_config = "/".join(pathlib.Path(report).parts[-3:-1])
+        config.dataset, config.data_dir = f"tfds:{name_config}", gs_dir
+        print(f"{name:26s} {aug_name:24s} batch {batch:4d}: {measure(config, args.seconds):8.0f} img/s "
+              f"from {gs_dir} (emulator)", flush=True)
+
+
+def _start_gcs_emulator() -> str:
+  """The tests' emulator (loopback-only network namespace when root), its settings in os.environ; a bucket."""
+  import sys
+  sys.path.insert(0, str(REPO / "tests"))
+  import gcs_emulator
+  print(f"network: {gcs_emulator.isolate_network()}")
+  import tempfile
+  emulator = gcs_emulator.GCSEmulator(pathlib.Path(tempfile.mkdtemp()))
+  os.environ.update(emulator.env)
+  return emulator.bucket("bench")
+
+
+def _copy_to_bucket(build_dir: str, data_dir: str, bucket: str) -> str:
+  """Copies one TFDS build (files under data_dir) to the same place under gs://bucket/tfds; returns that data_dir."""
+  from jaxcolor import storage
+  root = storage.path(data_dir)
+  for folder, _, files in storage.path(build_dir).walk():
+    for f in files:
+      storage.write_atomic(f"{bucket}/tfds/{(folder / f).relative_to(root)}", (folder / f).read_bytes())
+  return f"{bucket}/tfds"
 
 
 if __name__ == "__main__":

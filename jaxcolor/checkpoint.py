@@ -26,7 +26,6 @@ import functools
 import json
 import logging
 import os
-import pathlib
 import signal
 import threading
 import time
@@ -35,9 +34,10 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
-from jaxcolor import defaults
+from jaxcolor import defaults, storage
 from jaxcolor.colorspace import prior as prior_lib
 from jaxcolor.colorspace import quantize
 
@@ -139,7 +139,7 @@ class Checkpointer:
                config: Mapping[str, Any] | None = None):
     if keep < 1 or save_every < 1:
       raise ValueError(f"need keep >= 1 and save_every >= 1, got keep={keep}, save_every={save_every}")
-    self.workdir = pathlib.Path(workdir).expanduser().absolute()  # Orbax needs an absolute path
+    self.workdir = storage.path(workdir)  # absolute when local (Orbax needs that); gs://... as given
     self.directory = self.workdir / CHECKPOINT_DIR
     self.save_every, self.read_only = save_every, read_only
     self._config = _to_json_dict(config) if config is not None else None
@@ -259,7 +259,7 @@ class Checkpointer:
       for s in steps:
         source, target = self.directory / str(s), dest / f"{s}-{time.strftime('%Y%m%d-%H%M%S')}"
         if source.exists():
-          os.replace(source, target)
+          source.rename(target)  # a local rename; on an object store a copy + delete of each file
           log.warning("moved corrupt checkpoint step %d to %s", s, target)
     self._n_quarantined += 1  # barrier names must be unique and equal on all hosts
     ocp.multihost.sync_global_processes(f"jaxcolor_checkpoint_quarantine_{self._n_quarantined}")
@@ -310,7 +310,7 @@ def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
     raise ValueError(f"prior has shape {np.shape(prior)}, expected ({bins.num_bins},)")
   if jax.process_index() != 0:
     return
-  workdir = pathlib.Path(workdir)
+  workdir = storage.path(workdir)
   config = _to_json_dict(config)
   config_path = workdir / CONFIG_FILE
   if config_path.exists() and not overwrite:
@@ -322,29 +322,29 @@ def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
     _check_same(workdir, bins, prior)
     if differ:
       log.info("resuming %s with new values of %s", workdir, ", ".join(differ))
-      _atomic_write(config_path, lambda f: f.write(json.dumps(config, indent=2, sort_keys=True).encode()))
+      storage.write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True).encode())
     return
   workdir.mkdir(parents=True, exist_ok=True)
-  _atomic_write(config_path, lambda f: f.write(json.dumps(config, indent=2, sort_keys=True).encode()))
+  storage.write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True).encode())
   for name in (BINS_FILE, PRIOR_FILE):
     (workdir / name).unlink(missing_ok=True)  # a stale file from an overwritten run must not survive
   if bins is not None:
-    _atomic_write(workdir / BINS_FILE, lambda f: np.savez(
+    storage.write_atomic(workdir / BINS_FILE, lambda f: np.savez(
         f, centers=bins.centers, step=np.float32(bins.step), extent=np.float32(bins.extent)))
   if prior is not None:
-    _atomic_write(workdir / PRIOR_FILE, lambda f: prior_lib.save_prior(f, prior, bins))
+    prior_lib.save_prior(workdir / PRIOR_FILE, prior, bins)
 
 
 def load_run_artifacts(workdir: str | os.PathLike) -> RunArtifacts:
   """Reads what `save_run_artifacts` wrote (JSON and .npz without pickle)."""
-  workdir = pathlib.Path(workdir)
+  workdir = storage.path(workdir)
   config_path = workdir / CONFIG_FILE
   if not config_path.exists():
     raise FileNotFoundError(f"{config_path} not found: not a jaxcolor run directory")
   config = json.loads(config_path.read_text())
   bins = prior = None
   if (workdir / BINS_FILE).exists():
-    with np.load(workdir / BINS_FILE, allow_pickle=False) as f:
+    with np.load(storage.open_bytes(workdir / BINS_FILE), allow_pickle=False) as f:
       bins = quantize.bins_from_centers(f["centers"], float(f["step"]), float(f["extent"]))
   if (workdir / PRIOR_FILE).exists():
     p, prior_bins = prior_lib.load_prior(workdir / PRIOR_FILE)
@@ -366,7 +366,7 @@ def _to_json_dict(d: Any) -> dict[str, Any]:
 
 def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
   """The workdir's config.json as a dict, or None when there is none."""
-  path = pathlib.Path(workdir) / CONFIG_FILE
+  path = storage.path(workdir) / CONFIG_FILE
   return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -392,7 +392,7 @@ def _diff_keys(a: Any, b: Any, default: Any = None, prefix: str = "") -> list[st
 _MISSING = object()
 
 
-def _check_same(workdir: pathlib.Path, bins: quantize.ABBins | None, prior: Any) -> None:
+def _check_same(workdir: epath.Path, bins: quantize.ABBins | None, prior: Any) -> None:
   """On resume, bins and prior must match what the run started with."""
   old = load_run_artifacts(workdir)
   if (old.bins is None) != (bins is None) or (
@@ -402,10 +402,3 @@ def _check_same(workdir: pathlib.Path, bins: quantize.ABBins | None, prior: Any)
       prior is not None and not np.array_equal(old.prior, np.asarray(prior, np.float32))):
     raise ValueError(f"{workdir / PRIOR_FILE}: the run's prior differs from the given one (overwrite=True?)")
 
-
-def _atomic_write(path: pathlib.Path, write: Any) -> None:
-  """Writes via a temp file + rename, so a crash never leaves a truncated artifact."""
-  tmp = path.with_name(path.name + ".tmp")
-  with open(tmp, "wb") as f:
-    write(f)
-  os.replace(tmp, path)

@@ -8,7 +8,8 @@
 
 Without --workdir the photos are colorized by a reference model shipped inside the package (`jaxcolor.inference.reference`:
 `vivid`, the default, or `accurate`); --workdir takes a run trained with `jaxcolor.main` instead.
-INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns. Each photo is decoded
+INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns, local or gs:// (as are
+--workdir and --out: `jaxcolor.storage`). Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
 and re-attached). The model sees the L of the photo resized to `size` x `size`; the predicted ab is upsampled
 bilinearly to the full resolution and merged with the photo's own full-resolution L, so the output keeps every
@@ -23,14 +24,15 @@ import argparse
 import collections
 import concurrent.futures
 import dataclasses
-import glob
-import pathlib
+import os
 import sys
 from collections.abc import Sequence
 
 import numpy as np
+from etils import epath
 from PIL import Image, ImageOps
 
+from jaxcolor import storage
 from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
 
@@ -49,32 +51,34 @@ class Result:
   reason: str | None = None
 
 
-def expand_inputs(inputs: Sequence[str]) -> tuple[list[pathlib.Path], list[Result]]:
-  """Files, folders (recursive) and globs -> (files in order without repeats, failures for unmatched inputs)."""
+def expand_inputs(inputs: Sequence[str]) -> tuple[list[epath.Path], list[Result]]:
+  """Files, folders (recursive) and globs, local or gs:// -> (files in order without repeats, failures for
+  unmatched inputs)."""
   files, missing, seen = [], [], set()
   for item in inputs:
-    p = pathlib.Path(item)
+    p = storage.path(item)
     if p.is_dir():
-      found = sorted(f for f in p.rglob("*")
-                     if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+      found = sorted(folder / name for folder, _, names in p.walk() for name in names
+                     if not any(part.startswith(".") for part in (folder / name).relative_to(p).parts))
     elif p.is_file():
       found = [p]
     else:
-      found = sorted(pathlib.Path(m) for m in glob.glob(item, recursive=True) if pathlib.Path(m).is_file())
+      found = storage.expand_glob(item)
       if not found:
         missing.append(Result(item, "failed", reason="no such file, folder or matching glob"))
     for f in found:
-      if f.resolve() not in seen:
-        seen.add(f.resolve())
+      key = str(f) if storage.is_remote(f) else os.path.realpath(f)
+      if key not in seen:
+        seen.add(key)
         files.append(f)
   return files, missing
 
 
-def load_photo(path: pathlib.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+def load_photo(path: epath.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
   """File -> (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None); raises ValueError/OSError with the reason."""
   from jaxcolor.data.folder_dataset import _to_rgb
   try:
-    img = Image.open(path)
+    img = Image.open(storage.open_bytes(path) if storage.is_remote(path) else os.fspath(path))
   except Image.UnidentifiedImageError as e:
     raise ValueError("not an image: unknown or unsupported format") from e
   with img:
@@ -95,19 +99,18 @@ def merge(rgb: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
   return merge_lib.merge(rgb, ab_small)
 
 
-def _save(path: pathlib.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str,
+def _save(path: epath.Path, rgb: np.ndarray, alpha: np.ndarray | None, fmt: str,
           png_compress_level: int = 6) -> None:
   img = Image.fromarray(rgb)
   if alpha is not None:
     img = img.convert("RGBA")
     img.putalpha(Image.fromarray(alpha))
-  tmp = path.with_name(f".{path.name}.tmp")  # never leave a half-written output under the final name
-  img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {"compress_level": png_compress_level}))
-  tmp.replace(path)
+  options = {"quality": 95} if fmt == "JPEG" else {"compress_level": png_compress_level}
+  storage.write_atomic(path, lambda f: img.save(f, format=fmt, **options))  # never a half-written output
 
 
-def _write(dst: pathlib.Path, rgb_out: np.ndarray, alpha: np.ndarray | None, fmt: str,
-           sheet: tuple[pathlib.Path, np.ndarray] | None, level: int) -> None:
+def _write(dst: epath.Path, rgb_out: np.ndarray, alpha: np.ndarray | None, fmt: str,
+           sheet: tuple[epath.Path, np.ndarray] | None, level: int) -> None:
   _save(dst, rgb_out, alpha, "PNG" if alpha is not None else FORMATS[fmt], level)
   if sheet is not None:
     _save(sheet[0], np.concatenate([sheet[1], rgb_out], axis=1), None, "PNG", level)
@@ -127,13 +130,13 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
     raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
   if png_compress_level not in range(10):
     raise ValueError(f"png_compress_level must be 0-9, got {png_compress_level}")
-  out = pathlib.Path(out_dir)
+  out = storage.path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   files, results = expand_inputs(inputs)
   for r in results:
     print(f"FAILED {r.path}: {r.reason}", file=log)
-  claimed: dict[pathlib.Path, pathlib.Path] = {}
-  todo: list[tuple[pathlib.Path, pathlib.Path, np.ndarray, np.ndarray | None]] = []
+  claimed: dict[epath.Path, epath.Path] = {}
+  todo: list[tuple[epath.Path, epath.Path, np.ndarray, np.ndarray | None]] = []
   writing: collections.deque[tuple[Result, tuple[int, int], concurrent.futures.Future]] = collections.deque()
   n = len(files)
   done = 0

@@ -11,18 +11,19 @@ meant to run at), and its ab is upsampled to --size, as `colorize` does for full
 Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.evaluation.metrics) for
 the model and, beside it, the grayscale baseline (ab = 0). Classification runs can sweep decodings in one run:
 `--decodings` takes `mode`, `mean` and `annealed_mean:T` entries. Prints a markdown table and writes it with a
-JSON file to --out (default RUN/eval); existing result files are kept unless --overwrite.
+JSON file to --out (default RUN/eval); existing result files are kept unless --overwrite. RUN, --data_dir and
+--out may be gs:// URLs (`jaxcolor.storage`).
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import json
-import pathlib
 import sys
 from collections.abc import Sequence
 
 
+from jaxcolor import storage
 from jaxcolor.colorspace import quantize
 from jaxcolor.data import input_pipeline
 from jaxcolor.evaluation import evaluators
@@ -118,20 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.model and not args.out:
     p.error("--out is required with --model (results are written there)")
   source = args.workdir or args.model
-  out = pathlib.Path(args.out or pathlib.Path(args.workdir) / "eval")
+  out = storage.path(args.out) if args.out else storage.path(args.workdir) / "eval"  # local or gs://
   stem = args.dataset.replace(":", "_").replace("/", "_") + (f"_step{args.step}" if args.step else "")
   json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
   if not args.overwrite and (json_path.exists() or md_path.exists()):
     print(f"{json_path} exists; pass --overwrite to replace it", file=sys.stderr)
     return 1
-  rows = evaluate_run(source, args.dataset, data_dir=str(pathlib.Path(args.data_dir).expanduser()),
+  rows = evaluate_run(source, args.dataset, data_dir=str(storage.path(args.data_dir)),
                       step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size,
                       split=args.split, decodings=args.decodings, max_batches=args.max_batches)
   table = markdown(rows)
   print(table)
   out.mkdir(parents=True, exist_ok=True)
-  json_path.write_text(json.dumps(rows, indent=2))
-  md_path.write_text(table + "\n")
+  storage.write_atomic(json_path, json.dumps(rows, indent=2).encode())
+  storage.write_atomic(md_path, (table + "\n").encode())
   return 0
 
 

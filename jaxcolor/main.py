@@ -53,11 +53,11 @@ def main(argv) -> None:
   import tensorflow as tf  # only the input pipeline uses it: keep it off the accelerators
   tf.config.set_visible_devices([], "GPU")
   import jax
-  from jaxcolor import parallel, train
+  from jaxcolor import parallel, storage, train
   parallel.maybe_initialize_distributed()
   workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
   if jax.process_index() == 0:
-    print(f"run folder: {os.path.abspath(workdir)}", flush=True)
+    print(f"run folder: {storage.path(workdir)}", flush=True)  # absolute, or the gs:// URL
   logging.info("config:\n%s", FLAGS.config)
   train.train_and_evaluate(FLAGS.config, workdir)
 

@@ -9,7 +9,6 @@ steps and at the end; a NaN/Inf loss stops the run before a bad state is saved; 
 from __future__ import annotations
 
 import functools
-import pathlib
 import signal
 import time
 from typing import Any
@@ -20,8 +19,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers
+from etils import epath
 
-from jaxcolor import builders, checkpoint, optim, parallel, steps
+from jaxcolor import builders, checkpoint, optim, parallel, steps, storage
 from jaxcolor.colorspace import color
 from jaxcolor.cpu import compiler
 from jaxcolor.data import input_pipeline, prefetch
@@ -37,7 +37,7 @@ def _check_same_bins(source: str, saved, bins) -> None:
     raise ValueError(f"{source}: its {saved.num_bins} ab bins differ from the config's {bins.num_bins}")
 
 
-def _prepare_prior(config, workdir: pathlib.Path, bins):
+def _prepare_prior(config, workdir: epath.Path, bins):
   """The run's ab prior: the one saved with the run, else config.prior_path, else estimated from data."""
   if bins is None or not config.rebalance:
     return None
@@ -78,7 +78,7 @@ RUN_AHEAD = 2  # steps the host may dispatch beyond the last finished one (async
 # A config.json written before a field existed reads as holding its default (`checkpoint.config_differences`).
 
 
-def _check_same_config(config, workdir: pathlib.Path) -> None:
+def _check_same_config(config, workdir: epath.Path) -> None:
   """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
   fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in RESUMABLE_KEYS]
   if fixed:
@@ -102,8 +102,9 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     builders.check_config(config)
     self.config = config
-    self.workdir = pathlib.Path(workdir).expanduser().absolute()
-    self.workdir.mkdir(parents=True, exist_ok=True)
+    self.workdir = storage.path(workdir)  # local (absolute) or gs://...
+    if jax.process_index() == 0:
+      self.workdir.mkdir(parents=True, exist_ok=True)
     _check_same_config(config, self.workdir)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
@@ -216,7 +217,8 @@ class Trainer:
         out = self.workdir / "samples"
         out.mkdir(exist_ok=True)
         from PIL import Image
-        Image.fromarray((grid[0] * 255).round().astype(np.uint8)).save(out / f"step_{step:08d}.png")
+        png = Image.fromarray((grid[0] * 255).round().astype(np.uint8))
+        storage.write_atomic(out / f"step_{step:08d}.png", lambda f: png.save(f, format="PNG"))
     summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()) if "/gray/" not in k)
     logging.info("eval at step %d: %s", step, summary)
     return results

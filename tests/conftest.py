@@ -14,6 +14,22 @@ import pathlib
 
 import pytest
 
+_NETNS_ENV = "JAXCOLOR_TEST_NETWORK"  # "host": keep the host network; set to the outcome by the first process
+
+
+def pytest_configure(config):
+  """The suite needs no network (gs:// tests talk to a local emulator): where the platform allows, the test
+  session moves into a network namespace with only loopback before anything starts, so no test can reach a
+  real endpoint. xdist workers and subprocesses inherit it."""
+  if os.environ.get(_NETNS_ENV):
+    return
+  import gcs_emulator
+  os.environ[_NETNS_ENV] = gcs_emulator.isolate_network()
+
+
+def pytest_report_header(config):
+  return f"network: {os.environ.get(_NETNS_ENV)}"
+
 # The data root of the registered photo sets (tiny_imagenet_64, photos_256, kodak24, mcmaster): $JAXCOLOR_DATA when
 # set, else the shared photos beside the repository (../shared/data).
 if not os.environ.get("JAXCOLOR_DATA"):

@@ -19,7 +19,8 @@ def test_registered_and_prefixed_names():
   assert f.kind == "tfds" and f.tfds_name == "tf_flowers" and f.eval_split == "train[90%:]"
   o = datasets.get_spec("tfds:places365_small")
   assert o.tfds_name == "places365_small" and o.name == "tfds:places365_small"
-  assert datasets.get_spec("tfds:some_new_ds/cfg").train_split == "train"
+  new = datasets.get_spec("tfds:some_new_ds/cfg")  # unregistered: splits chosen from the build's, as for folders
+  assert new.tfds_name == "some_new_ds/cfg" and (new.train_split, new.eval_split) == (None, None)
   folder = datasets.get_spec("folder:~/my photos")
   assert folder.kind == "folder" and folder.path.endswith("my photos") and "~" not in folder.path
 

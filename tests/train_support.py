@@ -7,6 +7,9 @@ multi-host driver subprocess, as `tests.train_support`). Fixtures are used by im
 import os
 import pathlib
 import signal
+import socket
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -128,3 +131,86 @@ def crash_after_step_5(step, state, metrics):
   if step == 5:
     raise Crash
   return state, metrics
+
+
+# -- multi-host --------------------------------------------------------------------------------------------
+
+
+_DRIVER = """
+import os, sys
+sys.path.insert(0, {repo!r})
+import jax
+import numpy as np
+from jaxcolor import parallel, train
+from jaxcolor.data import input_pipeline
+from tests.train_support import tiny_config
+
+parallel.maybe_initialize_distributed()
+out, workdir, data_dir, mode, parallelism = sys.argv[1:6]
+if mode == "fed_like_2_processes":
+  # One process reading what 2 processes read: its global batch is process 0's half followed by process
+  # 1's, which is how make_array_from_process_local_data lays out the 2-process global batch.
+  original = input_pipeline.train_dataset
+  def train_dataset(config, *, process_index=None, process_count=None, start_step=0):
+    import tensorflow as tf
+    halves = [original(config, process_index=i, process_count=2, start_step=start_step) for i in range(2)]
+    return tf.data.Dataset.zip(tuple(halves)).map(
+        lambda a, b: {{k: tf.concat([a[k], b[k]], 0) for k in a}})
+  input_pipeline.train_dataset = train_dataset
+cfg = tiny_config(data_dir, total_steps=3, optimizer="sgd", learning_rate=0.1, checkpoint_every=2,
+              parallelism=parallelism)
+if mode == "multi":  # stop after step 2 (evaluating there), then resume from its checkpoint
+  first = cfg.copy_and_resolve_references()
+  first.total_steps = 2
+  train.train_and_evaluate(first, workdir)
+state = train.train_and_evaluate(cfg, workdir)
+if jax.process_index() == 0:
+  flat = jax.tree_util.tree_flatten_with_path(jax.device_get((state.params, state.batch_stats)))[0]
+  np.savez(out, **{{jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}})
+print("DONE", jax.process_index(), jax.process_count(), jax.device_count(), flush=True)
+"""
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def two_processes_and_one(tmp_path: pathlib.Path, workdir_root: str, data_dir: str, parallelism: str,
+                          cache_dir, env: dict | None = None) -> tuple[dict, dict]:
+  """Trains the driver's run as 2 processes x 2 CPU devices (stop at 2, resume to 3) in `workdir_root`/multi and
+  as 1 process x 4 devices fed the same global batches in `workdir_root`/single; returns both final
+  {path: array} of (params, batch_stats).
+
+  Each process's output goes to its own file (tmp_path/*.log), never to a pipe: a pipe nobody reads while
+  the other run goes on fills up and blocks the process writing to it, and with it the collective the other
+  process waits in. The logs' tails are in the failure message.
+  """
+  driver = tmp_path / "driver.py"
+  driver.write_text(_DRIVER.format(repo=str(REPO)))
+  base = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO),
+              **cache_env(cache_dir), **(env or {}))
+  port = free_port()
+  runs = []
+  for name, pid, devices in (("multi", 0, 2), ("multi", 1, 2), ("single", 0, 4)):
+    e = dict(base, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    if name == "multi":
+      e.update(JAX_COORDINATOR_ADDRESS=f"localhost:{port}", JAX_NUM_PROCESSES="2", JAX_PROCESS_ID=str(pid))
+    log = tmp_path / f"{name}_{pid}.log"
+    with open(log, "wb") as f:
+      proc = subprocess.Popen(
+          [sys.executable, str(driver), str(tmp_path / f"{name}.npz"), f"{workdir_root}/{name}", str(data_dir),
+           name if name == "multi" else "fed_like_2_processes", parallelism],
+          cwd=REPO, env=e, stdout=f, stderr=subprocess.STDOUT)
+    runs.append((proc, log, f"DONE {pid} {1 if name == 'single' else 2} 4"))
+  try:
+    for proc, log, _ in runs:
+      proc.wait(timeout=600)
+  finally:
+    for proc, _, _ in runs:
+      proc.kill()
+  for proc, log, done in runs:
+    text = log.read_text(errors="replace")
+    assert proc.returncode == 0 and done in text, f"{log.name}: exit {proc.returncode}\n{text[-5000:]}"
+  return dict(np.load(tmp_path / "multi.npz")), dict(np.load(tmp_path / "single.npz"))

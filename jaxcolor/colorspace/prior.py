@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcolor import storage
 from jaxcolor.colorspace import quantize
 
 Array = jnp.ndarray
@@ -94,15 +95,15 @@ def pixel_weights(target: quantize.SoftTarget, class_weights: Array) -> Array:
 
 
 def save_prior(path: str | os.PathLike, prior: Array, bins: quantize.ABBins) -> None:
-  """Writes the prior with the bins it refers to, as .npz (never overwrites silently: callers pick paths)."""
-  np.savez(path, prior=np.asarray(prior, np.float32), centers=bins.centers,
-           step=np.float32(bins.step), extent=np.float32(bins.extent))
+  """Writes the prior with the bins it refers to, as .npz, whole or not at all (local or gs://)."""
+  storage.write_atomic(path, lambda f: np.savez(f, prior=np.asarray(prior, np.float32), centers=bins.centers,
+                                                step=np.float32(bins.step), extent=np.float32(bins.extent)))
 
 
 def load_prior(path: str | os.PathLike) -> tuple[Array, quantize.ABBins]:
   """Reads a prior saved by `save_prior` (no pickle) -> (prior (Q,), bins)."""
   try:
-    with np.load(path, allow_pickle=False) as f:
+    with np.load(storage.open_bytes(path), allow_pickle=False) as f:
       prior, centers = f["prior"], f["centers"]
       step, extent = float(f["step"]), float(f["extent"])
   except (OSError, KeyError, ValueError) as e:

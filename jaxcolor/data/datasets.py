@@ -48,7 +48,7 @@ class DatasetSpec:
   description: str = ""
 
 
-def _tfds(name: str, train: str = "train", eval_: str = "validation",
+def _tfds(name: str, train: str | None = "train", eval_: str | None = "validation",
           desc: str = "") -> DatasetSpec:
   return DatasetSpec(name, "tfds", tfds_name=name, train_split=train, eval_split=eval_,
                      description=desc)
@@ -118,7 +118,9 @@ def get_spec(name: str) -> DatasetSpec:
   if name.startswith("tfds:") and len(name) > 5:
     tfds_name = name[5:]
     known = next((s for s in _REGISTRY.values() if s.tfds_name == tfds_name), None)
-    return dataclasses.replace(known, name=name) if known else _tfds(tfds_name)
+    # An unregistered name (a TFDS dataset, or a folder build read by name on a machine without the photos):
+    # splits as for folders, "train" and its val/validation/test/eval split, or 95% / 5% of "train".
+    return dataclasses.replace(known, name=name) if known else _tfds(tfds_name, train=None, eval_=None)
   if name.startswith("folder:") and len(name) > 7:
     path = os.path.abspath(os.path.expanduser(name[7:]))
     return DatasetSpec(name, "folder", path=path, train_split=None, eval_split=None,

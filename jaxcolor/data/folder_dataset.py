@@ -34,7 +34,10 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
+from etils import epath
 from PIL import Image, ImageOps
+
+from jaxcolor import storage
 
 SPLIT_DIR_NAMES = ("train", "val", "validation", "test", "eval")
 REPORT_NAME = "folder_report.json"
@@ -68,12 +71,12 @@ class FolderReport:
   num_examples: dict[str, int]
   skipped: list[dict[str, str]]  # [{"path", "split", "reason"}]
 
-  def save(self, path: pathlib.Path) -> None:
-    path.write_text(json.dumps(dataclasses.asdict(self), indent=1))
+  def save(self, path: epath.Path) -> None:
+    storage.write_atomic(path, json.dumps(dataclasses.asdict(self), indent=1).encode())
 
   @classmethod
-  def load(cls, path: pathlib.Path) -> "FolderReport":
-    return cls(**json.loads(path.read_text()))
+  def load(cls, path: epath.Path) -> "FolderReport":
+    return cls(**json.loads(storage.read_bytes(path)))
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -158,7 +161,7 @@ def _dataset_name(root: pathlib.Path) -> str:
   return f"folder_{slug}"
 
 
-def _dataset_dir(data_dir: pathlib.Path, name: str, config: str) -> pathlib.Path:
+def _dataset_dir(data_dir: epath.Path, name: str, config: str) -> epath.Path:
   return data_dir / name / config / VERSION
 
 
@@ -185,7 +188,7 @@ def build_from_files(name: str, files_by_split: Mapping[str, Sequence[pathlib.Pa
   """Builds (once) a TFDS dataset `name` from explicit files; returns (builder, report)."""
   import tensorflow_datasets as tfds  # lazy: only dataset building needs TF
 
-  data_dir = pathlib.Path(data_dir).expanduser().resolve()
+  data_dir = storage.path(data_dir)  # local or gs://: the photos are local, the dataset may go to a bucket
   root = pathlib.Path(root) if root is not None else pathlib.Path(os.path.commonpath(
       [str(f) for fs in files_by_split.values() for f in fs]))
   config = "c" + _fingerprint(files_by_split, f"{min_side}|{min_colorfulness}|{VERSION}")
@@ -244,7 +247,8 @@ def build_folder_dataset(root: str | os.PathLike, data_dir: str | os.PathLike, *
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-  p = argparse.ArgumentParser(description="Build a photo folder into a TFDS dataset.")
+  p = argparse.ArgumentParser(prog="python -m jaxcolor.data.folder_dataset",
+                              description="Build a photo folder into a TFDS dataset (data_dir local or gs://).")
   p.add_argument("root")
   p.add_argument("--data_dir", default=os.path.expanduser("~/tensorflow_datasets"))
   p.add_argument("--min_side", type=int, default=DEFAULT_MIN_SIDE)
@@ -255,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> None:
   print(f"built {report.dataset_dir}: {report.num_examples}; skipped {len(report.skipped)}")
   for s in report.skipped:
     print(f"  {s['path']}: {s['reason']}")
+  # Machines without the photos (TPU pod workers) read the build by its TFDS name from the same data_dir.
+  name, config = report.dataset_dir.rstrip("/").split("/")[-3:-1]
+  print(f"read it anywhere with: --config.dataset=tfds:{name}/{config} --config.data_dir={args.data_dir}")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,16 @@ import argparse
 import dataclasses
 import importlib.resources
 import json
+import os
 import pathlib
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from etils import epath
+
+from jaxcolor import storage
 
 # name -> what it is for; one folder each under reference_models/.
 MODELS: dict[str, str] = {
@@ -77,21 +81,20 @@ def load(name: str) -> ReferenceModel:
                         card)
 
 
-def save_variables(path: str | pathlib.Path, variables: Mapping[str, Any]) -> None:
+def save_variables(path: str | os.PathLike, variables: Mapping[str, Any]) -> None:
   """{"params": ..., "batch_stats": ...} -> one compressed .npz of the arrays, keyed by their '/'-joined paths."""
   from flax import traverse_util
   flat = traverse_util.flatten_dict(_plain_tree(variables), sep=_SEP)
   if not flat:
     raise ValueError("no variables to save")
-  with open(path, "wb") as f:
-    np.savez_compressed(f, **{k: np.asarray(v) for k, v in flat.items()})
+  storage.write_atomic(path, lambda f: np.savez_compressed(f, **{k: np.asarray(v) for k, v in flat.items()}))
 
 
-def load_variables(path: str | pathlib.Path) -> dict[str, Any]:
+def load_variables(path: str | os.PathLike) -> dict[str, Any]:
   """Reads `save_variables` output (no pickle) -> nested {"params": ..., "batch_stats": ...} of numpy arrays."""
   from flax import traverse_util
   try:
-    with np.load(path, allow_pickle=False) as f:
+    with np.load(storage.open_bytes(path), allow_pickle=False) as f:
       flat = {k: f[k] for k in f.files}
   except (OSError, ValueError) as e:
     raise ValueError(f"{path}: not a jaxcolor variables file ({e})") from e
@@ -109,12 +112,12 @@ def _plain_tree(tree: Any) -> Any:
   return tree if hasattr(tree, "shape") else np.asarray(tree)
 
 
-def init_source(source: str) -> pathlib.Path:
+def init_source(source: str) -> epath.Path:
   """`config.init_from` -> the folder holding its config.json / bins / prior (a reference model's or a run's)."""
   from jaxcolor import checkpoint
   if source in MODELS:
     return root() / source
-  path = pathlib.Path(source).expanduser()
+  path = storage.path(source)
   if not (path / checkpoint.CONFIG_FILE).exists():
     raise ValueError(f"config.init_from={source!r} is neither a reference model ({', '.join(MODELS)}) nor a run "
                      f"directory (no {checkpoint.CONFIG_FILE} in {path})")
@@ -183,12 +186,12 @@ def release_metrics(colorizer: Any, photos: Sequence[np.ndarray]) -> dict[str, f
   return {"psnr": float(np.mean(psnrs)), "auc": float(np.mean(aucs))}
 
 
-def export(workdir: str, name: str, *, step: int | None = None, out_root: str | pathlib.Path | None = None,
-           card: Mapping[str, Any] | None = None, overwrite: bool = False) -> pathlib.Path:
+def export(workdir: str, name: str, *, step: int | None = None, out_root: str | os.PathLike | None = None,
+           card: Mapping[str, Any] | None = None, overwrite: bool = False) -> epath.Path:
   """Writes run `workdir` (checkpoint `step`, default newest) as reference model `name`; returns its folder."""
   from jaxcolor import checkpoint
   check_name(name)
-  folder = pathlib.Path(out_root or root()) / name
+  folder = storage.path(out_root or root()) / name
   if (folder / VARIABLES_FILE).exists() and not overwrite:
     raise FileExistsError(f"{folder / VARIABLES_FILE} exists; pass overwrite=True (--overwrite) to replace it")
   arts = checkpoint.load_run_artifacts(workdir)
@@ -200,7 +203,7 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
   save_variables(folder / VARIABLES_FILE, variables)
   info = dict(card or {})
   info["step"] = int(saved_step)
-  (folder / CARD_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+  storage.write_atomic(folder / CARD_FILE, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
   return folder
 
 
@@ -222,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       state = "installed" if (folder / VARIABLES_FILE).exists() else "missing"
       print(f"{name}{' (default)' if name == DEFAULT else ''}: {about} [{state}: {folder}]")
     return 0
-  card = json.loads(pathlib.Path(args.card).read_text()) if args.card else None
+  card = json.loads(storage.read_bytes(args.card)) if args.card else None
   folder = export(args.workdir, args.name, step=args.step, out_root=args.out_root, card=card,
                   overwrite=args.overwrite)
   print(f"wrote {folder}")

@@ -14,12 +14,12 @@ need the file again) and no optimizer touches them.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from jaxcolor import storage
 from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import keras_weights
 from jaxcolor.models.vgg import VGG16_DEPTHS, VGG16Encoder
@@ -60,7 +60,7 @@ class Perceptual:
     if not self.weights:
       raise ValueError("loss 'perceptual' needs config.loss_options.perceptual.weights: a local Keras VGG16 file "
                        "(vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5); nothing is downloaded")
-    if not os.path.isfile(os.path.expanduser(self.weights)):
+    if not storage.path(self.weights).is_file():
       raise ValueError(f"config.loss_options.perceptual.weights={self.weights!r}: no such file")
 
   def init(self, rng: Array) -> dict[str, Any]:
@@ -69,7 +69,7 @@ class Perceptual:
     self.check()
     net = self.net
     shapes = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
-    return {"params": keras_weights.load_keras_weights(os.path.expanduser(self.weights), net, shapes)["params"]}
+    return {"params": keras_weights.load_keras_weights(self.weights, net, shapes)["params"]}
 
   def features(self, params: Any, rgb: Array) -> dict[str, Array]:
     """RGB (B, H, W, 3) in [0, 1] -> {layer: (B, h, w, C) after ReLU}."""

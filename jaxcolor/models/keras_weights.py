@@ -140,12 +140,13 @@ def read_keras_h5(path: PathLike) -> list[KerasH5Layer]:
   """The layers that have weights in a legacy Keras HDF5 weights file, in the file's `layer_names` order."""
   import h5py  # local: only loading needs it
 
-  path = os.fspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"Keras weights file {path!r} does not exist (pass the path of a local copy of "
-                            f"the keras.applications '..._notop.h5' file; nothing is downloaded)")
+  from jaxcolor import storage
+  path = str(storage.path(path))  # local (~ expanded) or gs://...
+  if not storage.path(path).is_file():
+    raise FileNotFoundError(f"Keras weights file {path!r} does not exist (pass the path of a copy of the "
+                            f"keras.applications '..._notop.h5' file, local or gs://; nothing is downloaded)")
   try:
-    f = h5py.File(path, "r")
+    f = h5py.File(storage.open_bytes(path) if storage.is_remote(path) else path, "r")
   except OSError as e:
     raise KerasWeightsError(f"cannot read Keras weights file {path!r} as HDF5: {e}") from e
   with f:
