@@ -170,7 +170,10 @@ class GCSEmulator:
     # a proxy thread of this process and with it the request TF waits for.
     self._proxy = subprocess.Popen([sys.executable, __file__, str(port), str(cert_file)], stdout=subprocess.PIPE,
                                    stderr=self._log)
-    proxy = f"http://127.0.0.1:{int(self._proxy.stdout.readline())}"
+    line = self._proxy.stdout.readline()
+    if not line.strip().isdigit():
+      raise RuntimeError(f"the TLS proxy did not start (exit {self._proxy.poll()}, printed {line!r}); see {self._log.name}")
+    proxy = f"http://127.0.0.1:{int(line)}"
     dead = "127.0.0.1:9"  # the GCE metadata server: nothing listens there, so probes fail at once
     self.env = {
         # TensorStore (Orbax array data): its own endpoint setting and a fixed test token.
@@ -236,13 +239,21 @@ def isolate_network() -> str:
   if os.geteuid() != 0:
     return "not isolated (needs root for a network namespace)"
   libc = ctypes.CDLL(None, use_errno=True)
-  if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
-    return f"not isolated (unshare: {os.strerror(ctypes.get_errno())})"
-  with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # bring `lo` up: SIOCGIFFLAGS / SIOCSIFFLAGS
-    ifreq = fcntl.ioctl(s.fileno(), 0x8913, struct.pack("16sH14x", b"lo", 0))
-    flags = struct.unpack("16sH14x", ifreq)[1]
-    fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # IFF_UP
-  return "loopback only"
+  host_ns = os.open("/proc/self/ns/net", os.O_RDONLY)  # to return to, should `lo` not come up
+  try:
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+      return f"not isolated (unshare: {os.strerror(ctypes.get_errno())})"
+    try:
+      with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # `lo` up: SIOCGIFFLAGS, SIOCSIFFLAGS
+        ifreq = fcntl.ioctl(s.fileno(), 0x8913, struct.pack("16sH14x", b"lo", 0))
+        flags = struct.unpack("16sH14x", ifreq)[1]
+        fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sH14x", b"lo", flags | 0x1))  # IFF_UP
+    except OSError as e:
+      libc.setns(host_ns, 0x40000000)
+      return f"not isolated (loopback would not come up: {e})"
+    return "loopback only"
+  finally:
+    os.close(host_ns)
 
 
 def _serve_proxy(upstream_port: int, cert_file: str) -> None:

@@ -1,5 +1,4 @@
 """jaxcolor.storage on local paths (gs:// against a GCS API on localhost: tests/test_gcs.py)."""
-import os
 import re
 
 import pytest
@@ -18,8 +17,11 @@ def test_path_expands_local_paths_and_keeps_urls(monkeypatch, tmp_path):
   assert not storage.is_remote("/tmp/gs:/x") and not storage.is_remote(tmp_path)
 
 
-def test_write_atomic_publishes_whole_files_only(tmp_path):
-  target = tmp_path / "config.json"
+def check_write_atomic(folder: str) -> None:
+  """write_atomic in `folder` (local or gs://): the new content whole, or (the writer failing midway) the old
+  content untouched, and no temporary file or object left beside it."""
+  target = storage.path(folder) / "config.json"
+  target.parent.mkdir(parents=True, exist_ok=True)
   storage.write_atomic(target, b"old")
 
   def failing(f):
@@ -27,9 +29,14 @@ def test_write_atomic_publishes_whole_files_only(tmp_path):
     raise RuntimeError("killed")
   with pytest.raises(RuntimeError, match="killed"):
     storage.write_atomic(target, failing)
-  assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["config.json"]
+  assert storage.read_bytes(target) == b"old"
   storage.write_atomic(str(target), lambda f: f.write(b"new"))
-  assert storage.read_bytes(target) == b"new" and os.listdir(tmp_path) == ["config.json"]
+  assert storage.read_bytes(target) == b"new"
+  assert sorted(p.name for p in target.parent.iterdir()) == ["config.json"]
+
+
+def test_write_atomic_publishes_whole_files_only(tmp_path):
+  check_write_atomic(str(tmp_path / "run"))
   with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "absent.npz"))):
     storage.read_bytes(tmp_path / "absent.npz")
 
