@@ -6,6 +6,7 @@ multi-host driver subprocess, as `tests.train_support`). Fixtures are used by im
 """
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -172,9 +173,20 @@ print("DONE", jax.process_index(), jax.process_count(), jax.device_count(), flus
 
 
 def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
+  """A free port for the jax.distributed coordinator, below the kernel's ephemeral range: a port from that range
+  (bind to 0) is free again once this socket closes, and any outgoing connection (gRPC, the other processes)
+  may take it in the seconds before the coordinator binds it."""
+  low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+  rng = random.Random()
+  for _ in range(100):
+    port = rng.randrange(max(1024, low - 12000), low)
+    with socket.socket() as s:
+      try:
+        s.bind(("localhost", port))
+      except OSError:
+        continue
+      return port
+  raise RuntimeError("no free port below the ephemeral range")
 
 
 def two_processes_and_one(tmp_path: pathlib.Path, workdir_root: str, data_dir: str, parallelism: str,
