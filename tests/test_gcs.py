@@ -64,6 +64,27 @@ def test_storage_writes_whole_objects_or_nothing(gcs, bucket):
     checkpoint.load_run_artifacts(f"{bucket}/no_run")
 
 
+def test_prior_and_keras_weights_from_the_bucket(gcs, bucket):
+  """config.prior_path and pretrained .h5 files may be gs:// URLs: written there whole, read back the same."""
+  from jaxcolor.colorspace import prior, quantize
+  from jaxcolor.models import keras_weights
+  from jaxcolor.models.vgg import VGG16Encoder
+  bins = quantize.make_bins()
+  p = np.random.default_rng(0).dirichlet(np.ones(bins.num_bins)).astype(np.float32)
+  prior.save_prior(f"{bucket}/prior.npz", p, bins)
+  loaded, loaded_bins = prior.load_prior(f"{bucket}/prior.npz")
+  np.testing.assert_array_equal(loaded, p)
+  np.testing.assert_array_equal(loaded_bins.centers, bins.centers)
+
+  net = VGG16Encoder(depths=(1,))
+  variables = net.init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.float32))
+  keras_weights.save_keras_h5(f"{bucket}/vgg16_block1.h5", net, variables)
+  back = keras_weights.load_keras_weights(f"{bucket}/vgg16_block1.h5", net, variables)
+  jax.tree.map(np.testing.assert_array_equal, back["params"], jax.device_get(variables["params"]))
+  with pytest.raises(FileNotFoundError, match=f"{bucket}/missing.h5"):
+    keras_weights.read_keras_h5(f"{bucket}/missing.h5")
+
+
 def test_run_in_a_bucket_stops_and_resumes_to_the_uninterrupted_params(gcs, bucket, gs_data_dir, tmp_path,
                                                                         monkeypatch, no_eval):
   """Train with workdir and data_dir on gs://, SIGTERM after step 4 (saves step 4, exits), resume from the bucket:

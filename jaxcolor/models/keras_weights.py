@@ -29,6 +29,7 @@ rather than the cruder L / 100 * 255, which is too dark in the mid-tones (L = 50
 """
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -294,8 +295,10 @@ def save_keras_h5(path: PathLike, encoder: Any, variables: Mapping[str, Any]) ->
 
   keras_leaf = {"kernel": "kernel", "bias": "bias", "scale": "gamma", "mean": "moving_mean",
                 "var": "moving_variance"}
+  from jaxcolor import storage
   layers = encoder.keras_layers()
-  with h5py.File(os.fspath(path), "w") as f:
+  buf = io.BytesIO()  # written whole (local or gs://): a crash never leaves a truncated .h5
+  with h5py.File(buf, "w") as f:
     f.attrs["layer_names"] = np.array([layer.name.encode("utf8") for layer in layers])
     f.attrs["backend"] = b"jax"
     for layer in layers:
@@ -309,6 +312,7 @@ def save_keras_h5(path: PathLike, encoder: Any, variables: Mapping[str, Any]) ->
         names.append(f"{layer.name}/{kname}:0")
         group.create_dataset(names[-1], data=np.asarray(node, dtype=np.float32))
       group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
+  storage.write_atomic(path, buf.getvalue())
 
 
 def load_pretrained(model: Any, variables: Mapping[str, Any], weights: Mapping[str, PathLike]) -> dict[str, Any]:
