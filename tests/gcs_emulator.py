@@ -12,6 +12,7 @@
 
 All settings are environment variables (`GCSEmulator.env`), set only while the fixture is active, and
 given to subprocesses the tests start. Every client must see them before its first gs:// access.
+GCS_PROXY_DEBUG=1 makes the proxy print each tunnel and request with the emulator's answer (to its log).
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def do_CONNECT(self) -> None:
     if os.environ.get("GCS_PROXY_DEBUG"):
-      print("proxy CONNECT", self.path, time.time(), flush=True)
+      print("proxy CONNECT", self.path, time.time(), file=sys.stderr, flush=True)
     host = self.path.partition(":")[0]
     if host not in GOOGLE_HOSTS:  # nothing but the emulated APIs leaves through this proxy
       self.send_error(403, f"{host} is not emulated")
@@ -92,8 +93,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     4. `GET .../storageLayout` (asked before a directory rename; the emulator has no such route) is answered
        here: a bucket without hierarchical namespace.
     """
-    if os.environ.get("GCS_PROXY_DEBUG"):
-      print("proxy <-", self.command, self.path, dict(self.headers), flush=True)
     if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
       body = _read_chunked(self.rfile)
     else:
@@ -121,7 +120,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
           raise
     out = {k: v for k, v in resp.getheaders() if k.lower() not in ("transfer-encoding", "content-length", "connection")}
     if os.environ.get("GCS_PROXY_DEBUG"):
-      print("proxy:", self.command, self.path, dict(self.headers), len(body), "->", resp.status, data[:300], flush=True)
+      print("proxy:", self.command, self.path, dict(self.headers), len(body), "->", resp.status, data[:300],
+            file=sys.stderr, flush=True)
     self._reply(resp.status, out, data)
 
   def _reply(self, status: int, headers: dict, data: bytes) -> None:
