@@ -78,7 +78,7 @@ def load_photo(path: epath.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarra
   """File -> (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None); raises ValueError/OSError with the reason."""
   from jaxcolor.data.folder_dataset import _to_rgb
   try:
-    img = Image.open(storage.open_bytes(path) if storage.is_remote(path) else os.fspath(path))
+    img = Image.open(storage.readable(path))
   except Image.UnidentifiedImageError as e:
     raise ValueError("not an image: unknown or unsupported format") from e
   with img:

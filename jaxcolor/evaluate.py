@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not args.overwrite and (json_path.exists() or md_path.exists()):
     print(f"{json_path} exists; pass --overwrite to replace it", file=sys.stderr)
     return 1
-  rows = evaluate_run(source, args.dataset, data_dir=str(storage.path(args.data_dir)),
+  rows = evaluate_run(source, args.dataset, data_dir=args.data_dir,
                       step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size,
                       split=args.split, decodings=args.decodings, max_batches=args.max_batches)
   table = markdown(rows)

@@ -83,6 +83,12 @@ def open_bytes(p: PathLike) -> io.BytesIO:
   return io.BytesIO(read_bytes(p))
 
 
+def readable(p: PathLike) -> str | io.BytesIO:
+  """What PIL / h5py / np.load open: a local file by its path (read lazily, as much as needed), a remote one as
+  an in-memory copy."""
+  return open_bytes(p) if is_remote(p) else str(path(p))
+
+
 def expand_glob(pattern: str) -> list[epath.Path]:
   """Files matching a glob pattern (`**` matches any number of folders), local or remote, sorted."""
   s = os.fspath(pattern)

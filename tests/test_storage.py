@@ -39,6 +39,7 @@ def test_write_atomic_publishes_whole_files_only(tmp_path):
   check_write_atomic(str(tmp_path / "run"))
   with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "absent.npz"))):
     storage.read_bytes(tmp_path / "absent.npz")
+  assert storage.readable(tmp_path / "run" / "config.json") == str(tmp_path / "run" / "config.json")  # opened lazily
 
 
 def test_expand_glob_matches_like_the_shell(tmp_path):

@@ -137,7 +137,7 @@ def parse_config(config: Any) -> PipelineConfig:
                      f"less than 1 (the main dataset gets the rest), got {mix}")
   mix_specs = tuple((datasets.get_spec(str(n)), float(w)) for n, w in mix)
   image_size, batch_size = (_field(config, k, kind="pos") for k in ("image_size", "batch_size"))
-  data_dir = str(storage.path(str(_field(config, "data_dir", "~/tensorflow_datasets"))))  # local or gs://
+  data_dir = str(storage.path(_field(config, "data_dir", "~/tensorflow_datasets")))  # local (absolute) or gs://
   return PipelineConfig(
       spec=spec, data_dir=data_dir,
       train_split=_field(config, "train_split", spec.train_split),

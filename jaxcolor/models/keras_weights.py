@@ -142,12 +142,13 @@ def read_keras_h5(path: PathLike) -> list[KerasH5Layer]:
   import h5py  # local: only loading needs it
 
   from jaxcolor import storage
-  path = str(storage.path(path))  # local (~ expanded) or gs://...
-  if not storage.path(path).is_file():
+  where = storage.path(path)  # local (~ expanded) or gs://...
+  path = str(where)
+  if not where.is_file():
     raise FileNotFoundError(f"Keras weights file {path!r} does not exist (pass the path of a copy of the "
                             f"keras.applications '..._notop.h5' file, local or gs://; nothing is downloaded)")
   try:
-    f = h5py.File(storage.open_bytes(path) if storage.is_remote(path) else path, "r")
+    f = h5py.File(storage.readable(path), "r")
   except OSError as e:
     raise KerasWeightsError(f"cannot read Keras weights file {path!r} as HDF5: {e}") from e
   with f:
