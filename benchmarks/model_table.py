@@ -16,6 +16,7 @@ SOURCES = {
     "cnn_baseline": "seed 003 sec. 4", "autoencoder": "seeds 003 sec. 5, 001", "unet": "seed 000",
     "eccv16": "Zhang et al. 2016", "vgg16_ae": "seed 003 sec. 6.1", "resnet50_unet": "seed 004",
     "koalarization": "seed 003 sec. 6.2", "hybrid_unet": "seed 002",
+    "efficientnet_unet": "EfficientNet-Lite0 (Tan & Le 2019), the shipped models",
 }
 
 

@@ -112,16 +112,19 @@ def tables(runs: list[Run], results: dict[str, Any], evalsets: list[EvalSet]) ->
   for es in evalsets:
     lines += ["", f"**{es.label}**", "", "| run | decoding | " + " | ".join(HEADERS) + " |",
               "|---|---|" + "---|" * len(HEADERS)]
-    gray = None
+    baselines: dict[str, dict[str, float]] = {}
     for run in runs:
       rows = results[run.name]["eval"][es.label]
       for row, values in rows.items():
-        if row.startswith("grayscale"):
-          gray = values
+        if not row.startswith("model"):  # a baseline (gray, constant tint): the same for every run
+          baselines[row] = values
           continue
         decoding = row.removeprefix("model").strip(" ()") or "-"
         lines.append(f"| {run.name} | {decoding} | {_fmt(values)} |")
-    lines.append(f"| grayscale (ab = 0) | - | {_fmt(gray)} |")
+    for row, values in baselines.items():
+      if all(m in values for m in METRICS):  # results from before a baseline existed lack it
+        lines.append(f"| {row} | - | {_fmt(values)} |")
+    gray = baselines["grayscale (ab = 0)"]
     lines.append(f"| ground truth | - | inf | 1 | 100 | {gray['colorfulness_gt']:.2f} | 0 | 0 |")
   return "\n".join(lines)
 

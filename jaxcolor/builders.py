@@ -79,6 +79,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if unknown:
     raise ValueError(f"config.pretrained names {unknown}, but {config.model} has pretrained encoders: "
                      f"{', '.join(encoders) or 'none'}")
+  for name, source in config.pretrained.items():
+    if source:  # a missing wheel or file fails here, before anything compiles
+      from jaxcolor.models import pretrained
+      pretrained.check_source(model.encoders()[name], source)
   if getattr(model, "finetune_encoder_bn", True) is False and not any(config.pretrained.values()):
     logging.warning("%s: no pretrained encoder file is given, yet its encoder BatchNorm keeps its initial "
                     "statistics (mean 0, variance 1) in training, so the random encoder runs unnormalized; "

@@ -70,6 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.end_lr_factor = 0.0  # "warmup_cosine": final learning rate / learning_rate
   c.total_steps = 1000
   c.grad_clip_norm = 0.0
+  c.lr_multipliers = ()  # ((param prefix, factor), ...): e.g. (("efficientnet", 0.3),), a slower encoder
 
   # Loop.
   c.parallelism = "jit"  # or "pmap"

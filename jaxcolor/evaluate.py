@@ -8,8 +8,9 @@
 Metrics are computed on the photos at --size; the model sees them at --model_size (default: the size it is
 meant to run at), and its ab is upsampled to --size, as `colorize` does for full-resolution photos.
 
-Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF and ab errors (jaxcolor.evaluation.metrics) for
-the model and, beside it, the grayscale baseline (ab = 0). Classification runs can sweep decodings in one run:
+Reports PSNR, SSIM, AuC, colorfulness (prediction and ground truth), dCF, balanced hue accuracy and ab errors
+(jaxcolor.evaluation.metrics) for the model and, beside it, two baselines: gray (ab = 0) and one constant warm
+tint (ab = (6, 16)), which a model that does not know what it colors barely beats. Classification runs can sweep decodings in one run:
 `--decodings` takes `mode`, `mean` and `annealed_mean:T` entries. Prints a markdown table and writes it with a
 JSON file to --out (default RUN/eval); existing result files are kept unless --overwrite. RUN, --data_dir and
 --out may be gs:// URLs (`jaxcolor.storage`).
@@ -30,7 +31,9 @@ from jaxcolor.evaluation import evaluators
 from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer
 
-COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "ab_mae", "ab_mse_128")
+COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "hue_accuracy_balanced", "ab_mae",
+           "ab_mse_128")
+BASELINE_ROWS = {"gray": "grayscale (ab = 0)", "tint": "constant tint (ab = 6, 16)"}
 
 
 def parse_decodings(text: str) -> list[tuple[str, float | None]]:
@@ -56,7 +59,8 @@ def load_colorizer(source: str, *, step: int | None = None, size: int | None = N
 def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None = None, size: int | None = None,
                  model_size: int | None = None, batch_size: int = 8, split: str | None = None,
                  decodings: str = "", max_batches: int = 0) -> dict[str, dict[str, float]]:
-  """{row name: {metric: value}}: the model under each decoding, and "grayscale" (ab = 0).
+  """{row name: {metric: value}}: the model under each decoding, and the baselines (`BASELINE_ROWS`): gray
+  (ab = 0) and a constant warm tint (ab = (6, 16)).
 
   `workdir`: a run directory or a reference model name. Photos are scored at `size` (default: the model's
   input size); the model sees them at `model_size` (default: its inference_size, else its training size),
@@ -77,14 +81,17 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
     for ev, fn in zip(evs, fns):
       ev.update(fn, batch)
   rows: dict[str, dict[str, float]] = {}
-  gray: dict[str, float] = {}
+  baselines: dict[str, dict[str, float]] = {}
+  prefixes = tuple(f"{b}/" for b in BASELINE_ROWS)
   for (decoding, temperature), ev in zip(sweep, evs):
     values = dict(ev.result())
     name = "model" if decoding is None else f"model ({decoding}{'' if temperature is None else f', T={temperature}'})"
-    rows[name] = {k: float(v) for k, v in values.items() if not k.startswith("gray/")}
-    gray = {k[5:]: float(v) for k, v in values.items() if k.startswith("gray/")}
-    gray.update(colorfulness_gt=float(values["colorfulness_gt"]), num_examples=float(values["num_examples"]))
-  rows["grayscale (ab = 0)"] = gray
+    rows[name] = {k: float(v) for k, v in values.items() if not k.startswith(prefixes)}
+    for key, label in BASELINE_ROWS.items():
+      baselines[label] = {k[len(key) + 1:]: float(v) for k, v in values.items() if k.startswith(f"{key}/")}
+      baselines[label].update(colorfulness_gt=float(values["colorfulness_gt"]),
+                              num_examples=float(values["num_examples"]))
+  rows.update(baselines)
   return rows
 
 

@@ -31,6 +31,9 @@ compiled, and names the field and the choices in its ValueError:
   A prefix is a "/"-joined path from the top of the params tree, e.g. "encoder" or "vgg/block1";
   freeze_steps >= total_steps freezes for the whole run. The switch is a counter in the optimizer
   state, so one jitted step serves both phases. The lr schedule counts global steps for all params.
+- lr_multipliers (()): ((prefix, factor), ...): the updates of params under a prefix are scaled by factor,
+  e.g. (("efficientnet", 0.3),) fine-tunes a pretrained encoder at 0.3x the decoder's learning rate (the
+  schedule, warm-up included, applies to both). A param under several prefixes gets their product.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ DEFAULTS: dict[str, Any] = dict(
     optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
     weight_decay=0.0, weight_decay_on="all", schedule="constant", total_steps=None, warmup_steps=0, end_lr_factor=0.0,
     decay_factor=0.1, decay_every=None, plateau_patience=10, plateau_factor=0.1, plateau_cooldown=0,
-    plateau_accumulation_size=1, grad_clip_norm=None, freeze_prefixes=(), freeze_steps=0)
+    plateau_accumulation_size=1, grad_clip_norm=None, freeze_prefixes=(), freeze_steps=0, lr_multipliers=())
 
 
 def _get(config: Any, key: str) -> Any:
@@ -110,11 +113,23 @@ SCHEDULES: dict[str, Callable[[Any], optax.Schedule]] = dict(
     constant=_constant, warmup_cosine=_warmup_cosine, step=_step, reduce_on_plateau=_constant)
 
 
-def _split_prefixes(config: Any) -> tuple[tuple[str, ...], ...]:
-  prefixes = _get(config, "freeze_prefixes")
+def _split_prefixes(config: Any, field: str = "freeze_prefixes") -> tuple[tuple[str, ...], ...]:
+  prefixes = _get(config, "freeze_prefixes") if field == "freeze_prefixes" else config[field]
   if isinstance(prefixes, str) or not all(isinstance(p, str) and p.strip("/") for p in prefixes):
-    raise ValueError(f"config.freeze_prefixes must be a tuple of non-empty strings, got {prefixes!r}")
+    raise ValueError(f"config.{field} must be a tuple of non-empty strings, got {prefixes!r}")
   return tuple(tuple(p.strip("/").split("/")) for p in prefixes)
+
+
+def _lr_multipliers(config: Any) -> tuple[tuple[str, float], ...]:
+  """config.lr_multipliers validated: ((non-empty prefix, factor >= 0), ...)."""
+  pairs = _get(config, "lr_multipliers")
+  ok = not isinstance(pairs, str) and all(
+      isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) and p[0].strip("/")
+      and isinstance(p[1], numbers.Real) and not isinstance(p[1], bool) and p[1] >= 0 for p in pairs)
+  if not ok:
+    raise ValueError(f"config.lr_multipliers must be ((prefix, factor >= 0), ...), e.g. (('efficientnet', 0.3),), "
+                     f"got {pairs!r}")
+  return tuple((p, float(m)) for p, m in pairs)
 
 
 def check_optim_config(config: Any, params: Any = None) -> None:
@@ -167,6 +182,9 @@ def check_optim_config(config: Any, params: Any = None) -> None:
     raise ValueError("config.freeze_steps > 0 needs config.freeze_prefixes, e.g. ('encoder',)")
   if params is not None and prefixes:
     frozen_mask(params, _get(config, "freeze_prefixes"))
+  multipliers = _lr_multipliers(config)
+  if params is not None and multipliers:
+    frozen_mask(params, [p for p, _ in multipliers], field="lr_multipliers")
   if params is not None and _get(config, "weight_decay") and _get(config, "weight_decay_on") == "kernels":
     if not any(jax.tree.leaves(kernel_mask(params))):
       raise ValueError('config.weight_decay_on="kernels" but no parameter is named "kernel"')
@@ -176,18 +194,18 @@ def _path_names(path: Sequence[Any]) -> tuple[str, ...]:
   return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def frozen_mask(params: Any, prefixes: Sequence[str]) -> Any:
+def frozen_mask(params: Any, prefixes: Sequence[str], field: str = "freeze_prefixes") -> Any:
   """Pytree of bool like params: True where the param path starts with one of the "/"-joined prefixes.
 
   A prefix that matches no parameter (typically a typo or a model without that encoder) is a ValueError
-  listing the top-level param names.
+  naming config.`field` and listing the top-level param names.
   """
-  split = _split_prefixes({"freeze_prefixes": tuple(prefixes)})
+  split = _split_prefixes({field: tuple(prefixes)}, field)
   paths = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
   unmatched = [p for p, s in zip(prefixes, split) if not any(path[:len(s)] == s for path in paths)]
   if unmatched:
     top = sorted({path[0] for path in paths if path})
-    raise ValueError(f"freeze prefixes {unmatched} match no parameter; top-level param names: {top}")
+    raise ValueError(f"config.{field} prefixes {unmatched} match no parameter; top-level param names: {top}")
   return jax.tree_util.tree_map_with_path(
       lambda p, _: any(_path_names(p)[:len(s)] == s for s in split), params)
 
@@ -262,6 +280,11 @@ def make_optimizer(config: Any, params: Any = None) -> optax.GradientTransformat
   constant = _get(config, "schedule") in ("constant", "reduce_on_plateau")  # stateless scale, no count
   lr = float(_get(config, "learning_rate")) if constant else schedule
   parts += [direction, optax.scale_by_learning_rate(lr)]
+  multipliers = _lr_multipliers(config)
+  if multipliers and params is None:
+    raise ValueError("make_optimizer needs params when config.lr_multipliers is set (for the masks)")
+  for prefix, factor in multipliers:
+    parts.append(optax.masked(optax.scale(factor), frozen_mask(params, (prefix,), field="lr_multipliers")))
   if needs_value(config):
     parts.append(contrib.reduce_on_plateau(
         factor=float(_get(config, "plateau_factor")), patience=int(_get(config, "plateau_patience")),

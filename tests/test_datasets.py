@@ -31,7 +31,7 @@ def test_unknown_names_list_choices(bad):
     datasets.get_spec(bad)
 
 
-@pytest.mark.parametrize("name", ["kodak24", "photos_256"])
+@pytest.mark.parametrize("name", ["kodak24", "photos_256", "scenes_256"])
 def test_data_root_sets_name_the_variable_and_layout(name, monkeypatch, tmp_path):
   monkeypatch.delenv(datasets.DATA_ENV, raising=False)
   with pytest.raises(ValueError, match=r"(?s)JAXCOLOR_DATA is not set.*expected layout:.*photos-256/.*eval/kodak24/"):
@@ -39,11 +39,13 @@ def test_data_root_sets_name_the_variable_and_layout(name, monkeypatch, tmp_path
   monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path))  # set, but without the photo set's folder
   with pytest.raises(ValueError, match=f"{tmp_path}/.* is not a folder .*JAXCOLOR_DATA={tmp_path}"):
     datasets.get_spec(name)
-  sub = {"kodak24": "eval/kodak24", "photos_256": "photos-256"}[name]
+  sub = {"kodak24": "eval/kodak24", "photos_256": "photos-256", "scenes_256": "scenes-256"}[name]
   (tmp_path / sub).mkdir(parents=True)
   monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path) + "/")
   assert datasets.get_spec(name).path == str(tmp_path / sub)
   assert name in datasets.available()
+  if name == "scenes_256":  # the last 5% held out, like photos_256
+    assert (datasets.get_spec(name).train_split, datasets.get_spec(name).eval_split) == ("train[:95%]", "train[95%:]")
 
 
 def test_embedded_photos_ship_with_scikit_image():

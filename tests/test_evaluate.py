@@ -16,7 +16,8 @@ def test_evaluate_writes_table_with_baseline_and_decoding_sweep(tiny_run_dir, sh
   table = capsys.readouterr().out
   assert "grayscale (ab = 0)" in table and "model (mode)" in table and "T=0.38" in table
   rows = json.loads(next(out.glob("*.json")).read_text())
-  assert set(rows) == {"model (annealed_mean, T=0.38)", "model (mode)", "model (mean)", "grayscale (ab = 0)"}
+  assert set(rows) == {"model (annealed_mean, T=0.38)", "model (mode)", "model (mean)", "grayscale (ab = 0)",
+                       "constant tint (ab = 6, 16)"}
   gray = rows["grayscale (ab = 0)"]
   assert gray["num_examples"] == 8 and gray["colorfulness"] < 1.0 and 80 < gray["auc"] < 95
   # Colder decodings are more saturated: mode >= annealed mean >= mean in colorfulness.

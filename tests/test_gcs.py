@@ -149,7 +149,7 @@ def test_readme_pod_commands_on_the_bucket(gcs, bucket, tmp_path, compilation_ca
                         "--batch_size=2"]) == 0
   stem = dataset.replace(":", "_").replace("/", "_")
   rows = json.loads(storage.read_bytes(f"{wd}/eval/{stem}.json"))
-  assert set(rows) == {"model", "grayscale (ab = 0)"} and np.isfinite(rows["model"]["psnr"])
+  assert set(rows) == {"model", "grayscale (ab = 0)", "constant tint (ab = 6, 16)"} and np.isfinite(rows["model"]["psnr"])
   assert evaluate.main([f"--workdir={wd}", f"--dataset={dataset}", f"--data_dir={data_dir}", "--size=16"]) == 1
   assert "exists; pass --overwrite" in capsys.readouterr().err  # never silently overwritten
 

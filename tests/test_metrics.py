@@ -178,6 +178,57 @@ def _fake_predict(images):
   return 0.6 * ab + 3.0
 
 
+def _numpy_hue_counts(pred_ab: np.ndarray, gt_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Straight from the definition, pixel by pixel in degrees (float64): hits and judged pixels per sector."""
+  hits, pixels = np.zeros(6), np.zeros(6)
+  for (pa, pb), (ga, gb) in zip(pred_ab.reshape(-1, 2).astype(np.float64), gt_ab.reshape(-1, 2)):
+    if np.hypot(ga, gb) < 20:
+      continue
+    true_hue = np.degrees(np.arctan2(gb, ga)) % 360
+    sector = int(true_hue // 60)
+    pixels[sector] += 1
+    diff = abs(np.degrees(np.arctan2(pb, pa)) % 360 - true_hue)
+    hits[sector] += np.hypot(pa, pb) >= 8 and min(diff, 360 - diff) <= 45
+  return hits, pixels
+
+
+def test_hue_accuracy_matches_numpy(photos):
+  gt = _ab(photos)
+  rng = np.random.default_rng(3)
+  preds = {"noisy": gt + rng.normal(0, 25, gt.shape), "damped": 0.3 * gt, "tint": np.broadcast_to([6.0, 16.0], gt.shape)}
+  for name, pred in preds.items():
+    hits, pixels = metrics.hue_sector_counts(jnp.asarray(pred, jnp.float32), jnp.asarray(gt, jnp.float32))
+    ref_hits, ref_pixels = _numpy_hue_counts(pred, gt)
+    # float32 vs float64 angles may flip pixels sitting exactly on a boundary: allow a handful
+    assert np.abs(np.sum(hits, 0) - ref_hits).max() <= 3 and np.abs(np.sum(pixels, 0) - ref_pixels).max() <= 3, name
+    ref = 100 * np.mean([h / n for h, n in zip(ref_hits, ref_pixels) if n > 0])
+    np.testing.assert_allclose(metrics.balanced_hue_accuracy(np.sum(hits, 0), np.sum(pixels, 0)), ref, atol=0.1)
+  # halved colors keep their hue (and chroma >= 10 > 8): all right; a constant warm tint only in its own sectors
+  damped = metrics.hue_sector_counts(0.5 * jnp.asarray(gt, jnp.float32), jnp.asarray(gt, jnp.float32))
+  tint = metrics.hue_sector_counts(jnp.asarray(preds["tint"], jnp.float32), jnp.asarray(gt, jnp.float32))
+  assert metrics.balanced_hue_accuracy(*np.sum(damped, 1)) == 100
+  hits, pixels = np.sum(tint, 1)
+  tint_hue = np.degrees(np.arctan2(16, 6))  # 69 degrees: sector 1
+  assert hits[1] == pixels[1] > 0 or hits[1] / pixels[1] > 0.5
+  assert all(hits[s] == 0 for s in (3, 4, 5)) and 40 < tint_hue < 90
+
+
+def test_hue_accuracy_hand_computed():
+  """Four judged pixels, one per sector 0, 1, 2, 3: right hue, gray, 50 degrees off, right but faint."""
+  gt = np.array([[30.0, 5.0], [10.0, 40.0], [-30.0, 10.0], [-30.0, -10.0]])
+  pred = np.array([[20.0, 8.0], [1.0, 2.0], [-20.0, -15.0], [-5.0, -2.0]])
+  hits, pixels = metrics.hue_sector_counts(jnp.asarray(pred[None, None]), jnp.asarray(gt[None, None]),
+                                           mask=jnp.ones(1, bool))
+  np.testing.assert_array_equal(pixels[0], [1, 1, 1, 1, 0, 0])
+  np.testing.assert_array_equal(hits[0], [1, 0, 0, 0, 0, 0])  # gray, >45 degrees off, chroma 5.4 < 8
+  assert metrics.balanced_hue_accuracy(hits[0], pixels[0]) == 25.0
+  assert metrics.hue_accuracy(hits[0], pixels[0]) == 25.0
+  assert np.isnan(metrics.balanced_hue_accuracy(np.zeros(6), np.zeros(6)))
+  masked = metrics.hue_sector_counts(jnp.asarray(pred[None, None]), jnp.asarray(gt[None, None]),
+                                     mask=jnp.zeros(1, bool))
+  assert float(jnp.sum(masked[1])) == 0
+
+
 def test_evaluator_batches_equal_one_big_batch(photos):
   images = np.concatenate([photos, photos[:, ::-1]])  # 6 examples
   ev = evaluators.get_evaluator("color_metrics")
@@ -202,6 +253,12 @@ def test_evaluator_batches_equal_one_big_batch(photos):
     np.testing.assert_allclose(zero[k], big["gray/" + k], rtol=1e-5, err_msg=k)
   assert 75 < big["gray/auc"] < 95 and big["gray/colorfulness"] < 0.5 < big["colorfulness_gt"]
   assert big["psnr"] > big["gray/psnr"] and big["auc"] > big["gray/auc"]
+  # the tint baseline equals a model that predicts ab = (6, 16) everywhere
+  tint = dict(ev.run(lambda im: jnp.broadcast_to(jnp.asarray(evaluators.BASELINES["tint"]), im.shape[:3] + (2,)),
+                     _batches(images, [2, 2, 2], pad_to=3)))
+  for k in ("psnr", "auc", "colorfulness", "ab_mae", "hue_accuracy_balanced", "hue_accuracy"):
+    np.testing.assert_allclose(tint[k], big["tint/" + k], rtol=1e-5, err_msg=k)
+  assert big["gray/hue_accuracy_balanced"] == 0 and not any("_hue" in k for k in big)
 
 
 def test_evaluator_identical_prediction_caps_psnr(photos):

@@ -14,6 +14,7 @@ import pytest
 
 from jaxcolor.models import MODELS, get_model
 from jaxcolor.models import keras_weights as kw
+from jaxcolor.models import pretrained
 
 NAMES = ("vgg16_ae", "resnet50_unet", "koalarization", "hybrid_unet")
 HEADS = ("regression", "classification")
@@ -142,7 +143,7 @@ def test_load_pretrained_replaces_only_encoders(tmp_path):
                           for col in ("params", "batch_stats") if enc_name in variables.get(col, {})}
     files[enc_name] = tmp_path / f"{enc_name}_notop.h5"
     kw.save_keras_h5(files[enc_name], encoder, expected[enc_name])
-  loaded = kw.load_pretrained(model, variables, files)
+  loaded = pretrained.load_pretrained(model, variables, files)
   for col in variables:
     for sub in variables[col]:
       want = expected[sub][col] if sub in expected else variables[col][sub]
@@ -157,8 +158,8 @@ def test_load_pretrained_errors_name_file_and_layer(tmp_path):
   vgg_file = tmp_path / "vgg16_notop.h5"
   kw.save_keras_h5(vgg_file, model.encoders()["vgg"], {"params": variables["params"]["vgg"]})
   with pytest.raises(FileNotFoundError, match="missing_resnet.h5"):
-    kw.load_pretrained(model, variables, {"resnet": tmp_path / "missing_resnet.h5"})
+    pretrained.load_pretrained(model, variables, {"resnet": tmp_path / "missing_resnet.h5"})
   with pytest.raises(kw.KerasWeightsError, match=r"'conv1_conv' not found in Keras weights file .*vgg16_notop\.h5"):
-    kw.load_pretrained(model, variables, {"resnet": vgg_file})  # a VGG16 file given for the ResNet50V2 encoder
+    pretrained.load_pretrained(model, variables, {"resnet": vgg_file})  # a VGG16 file given for the ResNet50V2 encoder
   with pytest.raises(ValueError, match="no pretrained encoder 'inception'"):
-    kw.load_pretrained(model, variables, {"inception": vgg_file})
+    pretrained.load_pretrained(model, variables, {"inception": vgg_file})

@@ -182,7 +182,28 @@ def test_freeze_first_thawed_step_is_a_fresh_adam_step():
   np.testing.assert_allclose(np.abs(updates["encoder"]["w"]), 0.1, rtol=1e-5)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_lr_multipliers_scale_a_prefix(optimizer):
+  """The encoder's updates are exactly factor x those of the same chain without multipliers; others unchanged."""
+  base = dict(optimizer=optimizer, learning_rate=0.01, schedule="warmup_cosine", warmup_steps=2, total_steps=10)
+  params = _params()
+  tx = optim.make_optimizer(_cfg(**base, lr_multipliers=(("encoder", 0.25),)), params)
+  ref_tx = optim.make_optimizer(_cfg(**base))
+  state, ref_state = tx.init(params), ref_tx.init(params)
+  for _ in range(3):
+    updates, state = tx.update(_grads(params), state, params)
+    ref, ref_state = ref_tx.update(_grads(params), ref_state, params)
+    np.testing.assert_allclose(updates["encoder"]["w"], 0.25 * ref["encoder"]["w"], rtol=1e-6)
+    np.testing.assert_array_equal(updates["decoder"]["w"], ref["decoder"]["w"])
+  with pytest.raises(ValueError, match=r"config.lr_multipliers prefixes \['vgg'\] match no parameter"):
+    optim.make_optimizer(_cfg(**base, lr_multipliers=(("vgg", 0.1),)), params)
+  with pytest.raises(ValueError, match="needs params"):
+    optim.make_optimizer(_cfg(**base, lr_multipliers=(("encoder", 0.1),)))
+
+
 @pytest.mark.parametrize("changes, match", [
+    (dict(lr_multipliers=(("encoder", -1.0),)), r"config.lr_multipliers must be \(\(prefix, factor >= 0\)"),
+    (dict(lr_multipliers=("encoder", 0.3)), "config.lr_multipliers must be"),
     (dict(optimizer="adagrad"), r"config.optimizer 'adagrad'.*\['adam', 'adamw', 'sgd'\]"),
     (dict(schedule="cosine"), r"'cosine'.*\['constant', 'reduce_on_plateau', 'step', 'warmup_cosine'\]"),
     (dict(learning_rate=-1e-3), "config.learning_rate must be a number in \\(0"),

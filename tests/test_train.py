@@ -301,15 +301,29 @@ def test_workdir_from_before_added_fields_resumes(tmp_path):
     train._check_same_config(c, tmp_path)
 
 
+def first_vivid_recipe():
+  """configs/reference_vivid.py as it was on 2026-12-01 (the first shipped `vivid`: a U-Net from scratch), today."""
+  from jaxcolor import defaults
+  c = defaults.get_config()
+  c.model, c.model_kwargs.features = "unet", (16, 32, 64, 128, 256)
+  c.head, c.loss, c.prior_batches = "classification", "cross_entropy", 200
+  c.dataset, c.mix_datasets = "photos_256", (("tiny_imagenet_64", 0.5),)
+  c.image_size, c.inference_size, c.batch_size = 64, 64, 32
+  c.learning_rate, c.schedule, c.warmup_steps, c.total_steps = 2e-3, "warmup_cosine", 100, 4000
+  c.eval_batches, c.log_every = 8, 100
+  return c
+
+
 def test_config_json_written_by_an_earlier_main_resumes(tmp_path):
-  """The config.json of the first shipped `vivid` run (tests/data: as main wrote it on 2026-12-01, data_dir aside; before
-  init_from_exclude existed) resumes under today's recipe; a field it predates set to another value is a new run."""
-  from configs import reference_vivid
+  """The config.json of the first shipped `vivid` run (tests/data: as main wrote it on 2026-12-01, data_dir aside;
+  before init_from_exclude, lr_multipliers, ... existed) resumes under today's code; a field it predates set to
+  another value is a new run."""
   saved = json.loads((pathlib.Path(__file__).parent / "data" / "config_vivid_2026-12-01.json").read_text())
-  assert "init_from_exclude" not in saved  # the file really predates the field
+  assert "init_from_exclude" not in saved and "lr_multipliers" not in saved  # the file really predates the fields
   (tmp_path / "config.json").write_text(json.dumps(saved))
-  train._check_same_config(reference_vivid.get_config(), tmp_path)
-  c = reference_vivid.get_config()
-  c.init_from_exclude = ("params/head",)
-  with pytest.raises(ValueError, match="different config.*init_from_exclude"):
-    train._check_same_config(c, tmp_path)
+  train._check_same_config(first_vivid_recipe(), tmp_path)
+  for field, value in (("init_from_exclude", ("params/head",)), ("lr_multipliers", (("down0", 0.5),))):
+    c = first_vivid_recipe()
+    c[field] = value
+    with pytest.raises(ValueError, match=f"different config.*{field}"):
+      train._check_same_config(c, tmp_path)

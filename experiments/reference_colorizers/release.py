@@ -5,8 +5,9 @@
 RUN_A / RUN_V are workdirs trained with configs/reference_accurate.py and configs/reference_vivid.py. Writes:
 - jaxcolor/reference_models/<name>/: the exported model (`jaxcolor.inference.reference.export`), card.json (budget,
   metrics, the release check the tests replay), MODEL_CARD.md, curves.png (learning curves), samples.jpg;
-- experiments/reference_colorizers/: results.md / results.json (every eval set, grayscale baseline beside),
-  figure.jpg (8 Kodak photos: L input | accurate | vivid | truth) and curves.png.
+- experiments/reference_colorizers/: results.md / results.json (every eval set, gray and tint baselines beside),
+  figure.jpg (8 Kodak photos: L input | accurate | vivid | truth), figure_photos256.jpg (8 held-out photos_256
+  photos, the same columns) and curves.png.
 Evaluation (`jaxcolor.evaluate.evaluate_run`): the model sees each photo at its inference size; metrics at the
 set's size. Kodak24 and McMaster at 256 px, Tiny-ImageNet val at 64 px, the held-out 5% of photos_256 at 256 px.
 """
@@ -25,15 +26,18 @@ from PIL import Image, ImageDraw
 from jaxcolor import evaluate
 from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer
+from jaxcolor.models import pretrained
 
 HERE = pathlib.Path(__file__).parent
 EVALSETS = (("kodak24", 256), ("mcmaster", 256), ("tiny_imagenet_64", 64), ("photos_256", 256))
 COLUMNS = (("psnr", "PSNR dB", 2), ("ssim", "SSIM", 4), ("auc", "AuC %", 2), ("colorfulness", "colorfulness", 2),
-           ("delta_colorfulness_of_means", "dCF", 2), ("ab_mae", "ab MAE", 2))
+           ("delta_colorfulness_of_means", "dCF", 2), ("hue_accuracy_balanced", "hue % (balanced)", 1),
+           ("ab_mae", "ab MAE", 2))
 RELEASE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim14.png")  # the tests replay these
 FIGURE_PHOTOS = ("kodim01.png", "kodim03.png", "kodim05.png", "kodim07.png", "kodim14.png", "kodim17.png",
                  "kodim20.png", "kodim23.png")
-CURVE_METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"), ("colorfulness", "colorfulness"))
+CURVE_METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"), ("colorfulness", "colorfulness"),
+                 ("hue_accuracy_balanced", "hue % (balanced)"))
 
 
 def hardware() -> str:
@@ -43,15 +47,17 @@ def hardware() -> str:
 
 
 def curves(workdir: str) -> dict[str, Any]:
-  """In-training evaluations (held-out photos_256 at 64 px) and the wall time from the TensorBoard events."""
+  """In-training evaluations (held-out photos_256 at the training size) and the wall time from TensorBoard."""
   import tensorflow as tf
   from tensorboard.backend.event_processing import event_accumulator
   ea = event_accumulator.EventAccumulator(str(pathlib.Path(workdir) / "tensorboard"), size_guidance={"tensors": 0})
   ea.Reload()
   out: dict[str, Any] = {}
+  tags = set(ea.Tags()["tensors"])
   for key, _ in CURVE_METRICS:
     for prefix in ("", "gray/"):
-      events = ea.Tensors(f"eval/color_metrics/{prefix}{key}")
+      tag = f"eval/color_metrics/{prefix}{key}"
+      events = ea.Tensors(tag) if tag in tags else []
       out[prefix + key] = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events]
   out["colorfulness_gt"] = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
                             for e in ea.Tensors("eval/color_metrics/colorfulness_gt")]
@@ -60,7 +66,8 @@ def curves(workdir: str) -> dict[str, Any]:
   return out
 
 
-def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, width: int = 900, height: int = 260) -> None:
+def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, size: int, width: int = 1200,
+                height: int = 260) -> None:
   """One panel per metric: each run's curve against training step, thin lines for gray and truth."""
   colors = {"accurate": (31, 119, 180), "vivid": (214, 39, 40), "gray": (120, 120, 120), "truth": (44, 160, 44)}
   panel_w, pad = width // len(CURVE_METRICS), 36
@@ -80,7 +87,7 @@ def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, width: int 
     sx = lambda s: x0 + pad + (s / xmax) * (panel_w - pad - 10)
     sy = lambda v: height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
     draw.rectangle([x0 + pad, pad, x0 + panel_w - 10, height - pad], outline="black")
-    draw.text((x0 + pad, 8), f"{label} vs step (photos_256 val, 64 px)", fill="black")
+    draw.text((x0 + pad, 8), f"{label} vs step (photos_256 val, {size} px)", fill="black")
     for v in np.linspace(lo, hi, 5):
       draw.text((x0 + 2, sy(v) - 5), f"{v:.1f}", fill="black")
     draw.text((x0 + panel_w - 60, height - pad + 4), f"{xmax} steps", fill="black")
@@ -97,11 +104,10 @@ def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, width: int 
   img.save(path)
 
 
-def sample_sheet(colorizers: dict[str, Colorizer], kodak: pathlib.Path, path: pathlib.Path,
+def sample_sheet(colorizers: dict[str, Colorizer], photos: list[np.ndarray], path: pathlib.Path,
                  tile: int = 192) -> None:
-  """8 Kodak photos, one per row: L (input) | each model (full-resolution colorize output) | ground truth."""
+  """One photo per row: L (input) | each model (full-resolution colorize output) | ground truth."""
   from jaxcolor.inference import merge
-  photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in FIGURE_PHOTOS]
   columns = {"L (input)": [np.repeat(np.asarray(Image.fromarray(p).convert("L"))[..., None], 3, -1) for p in photos]}
   for name, c in colorizers.items():
     columns[name] = [merge.merge(p, ab) for p, ab in zip(photos, c.predict_ab(photos, batch_size=len(photos)))]
@@ -114,6 +120,21 @@ def sample_sheet(colorizers: dict[str, Colorizer], kodak: pathlib.Path, path: pa
     for r, image in enumerate(images):
       grid.paste(Image.fromarray(image).resize((tile, tile), Image.LANCZOS), (c * tile, label_h + r * tile))
   grid.save(path, quality=90)
+
+
+def held_out_photos(colorizer: Colorizer, data_dir: str, count: int, every: int = 29) -> list[np.ndarray]:
+  """`count` photos of photos_256's held-out 5% (256 px center crops, as evaluated), every `every`-th one."""
+  from jaxcolor.data import input_pipeline
+  from jaxcolor.evaluation import evaluators
+  cfg = evaluators.EvalSpec("figure", dataset="photos_256", size=256).data_config(colorizer.config)
+  cfg.data_dir, cfg.eval_batch_size = data_dir, 1
+  out = []
+  for i, batch in enumerate(input_pipeline.eval_dataset(cfg).dataset.as_numpy_iterator()):
+    if i % every == 0 and batch["mask"][0]:
+      out.append(batch["image"][0])
+    if len(out) == count:
+      break
+  return out
 
 
 def evaluate_all(source: str, data_dir: str, cache: pathlib.Path,
@@ -136,24 +157,37 @@ def _row(values: dict[str, float]) -> str:
   return " | ".join(f"{values[k]:.{d}f}" for k, _, d in COLUMNS)
 
 
+BASELINES = ("grayscale (ab = 0)", "constant tint (ab = 6, 16)")
+
+
 def tables(results: dict[str, dict[str, Any]]) -> str:
   lines = []
   for label in next(iter(results.values())).keys():
     lines += [f"**{label}**", "", "| model | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
               "|---|" + "---|" * len(COLUMNS)]
-    gray = None
     for name, res in results.items():
-      rows = res[label]
-      lines.append(f"| {name} | {_row(rows['model'])} |")
-      gray = rows["grayscale (ab = 0)"]
-    lines.append(f"| grayscale (ab = 0) | {_row(gray)} |")
-    lines.append(f"| ground truth | inf | 1 | 100 | {gray['colorfulness_gt']:.2f} | 0 | 0 |")
+      lines.append(f"| {name} | {_row(res[label]['model'])} |")
+    rows = next(iter(results.values()))[label]
+    for baseline in BASELINES:
+      lines.append(f"| {baseline} | {_row(rows[baseline])} |")
+    lines.append(f"| ground truth | inf | 1 | 100 | {rows[BASELINES[0]]['colorfulness_gt']:.2f} | 0 | 100 | 0 |")
     lines.append("")
   return "\n".join(lines)
 
 
+def architecture(cfg: Any) -> str:
+  """The network in a few words, from its config."""
+  kw = cfg.model_kwargs
+  if cfg.model == "efficientnet_unet":
+    return f"EfficientNet-{kw.variant.title()} encoder, decoder {list(kw.get('decoder_features', (128, 64, 48, 32)))}"
+  return f"features {list(kw.features)}" if "features" in kw else "default widths"
+
+
 def init_note(cfg: Any) -> str:
   """Where training started, as the card says it."""
+  if cfg.get("pretrained") and any(cfg.pretrained.to_dict().values()):
+    return "the ImageNet encoder above, a random decoder" + (
+        " (the output projection at zero: the untrained model is the gray baseline)" if cfg.head == "regression" else "")
   if not cfg.get("init_from"):
     zero = " (the output projection at zero: an untrained model is the gray baseline)" if cfg.head == "regression" else ""
     return "random initialization" + zero
@@ -171,11 +205,12 @@ def model_card(name: str, card: dict[str, Any], table: str) -> str:
     python -m jaxcolor.evaluate --model={name} --dataset=kodak24 --size=256 --out=/tmp/eval_{name}
 
 ## Training
-- Recipe: `configs/{c['recipe']}` (model `{c['model']}`, features {c['features']}, {c['params_m']:.2f}M parameters;
+- Recipe: `configs/{c['recipe']}` (model `{c['model']}`, {c['architecture']}, {c['params_m']:.2f}M parameters;
   head `{c['head']}`, loss `{c['loss']}`{c['head_note']}).
+- Encoder: {c['encoder']}
 - Data: {c['data']}; {c['image_size']} px random resized crops (area 25-100%) and flips; grayscale photos removed.
 - Steps: {c['step']} x batch {c['batch']} = {c['images']:,} images; Adam, learning rate {c['learning_rate']} with {c['warmup_steps']}
-  warm-up steps and cosine decay.
+  warm-up steps and cosine decay{c['lr_note']}.
 - Start: {c['init_note']}.
 - Wall time: {c['wall_minutes']:.0f} min of training on {c['hardware']}; {c['budget_note']}
 - Inference: the photo is resized to {c['inference_size']} px for the network; the predicted ab is upsampled to the
@@ -183,7 +218,10 @@ def model_card(name: str, card: dict[str, Any], table: str) -> str:
 
 ## Metrics
 Held-out photos only (none of them was trained on); the model sees each photo at {c['inference_size']} px, metrics at
-the size named. Grayscale (ab = 0) is the do-nothing baseline. `python -m experiments.reference_colorizers.release`.
+the size named. Beside the models: leaving the photo gray (ab = 0) and one constant warm tint (ab = (6, 16), a
+sepia filter), which scores near gray on PSNR and AuC; "hue % (balanced)" is the share of strongly colored
+pixels (true chroma >= 20) given a hue within 45 degrees (chroma >= 8), averaged over six 60-degree hue sectors
+(`jaxcolor.evaluation.metrics`). `python -m experiments.reference_colorizers.release`.
 
 {table}
 Release check (tests/test_reference.py replays it on every install): Kodak {', '.join(c['release_check']['photos'])}
@@ -192,7 +230,7 @@ at full resolution through `colorize`: PSNR {c['release_check']['psnr']:.3f} dB,
 ## Learning curves
 ![learning curves](curves.png)
 
-In-training evaluation on 256 held-out photos_256 photos at 64 px (both models; thin lines: grayscale baseline, ground truth).
+In-training evaluation on 256 held-out photos_256 photos at {c['image_size']} px (both models; thin lines: grayscale baseline, ground truth).
 
 ## Samples
 ![Kodak samples](samples.jpg)
@@ -200,11 +238,8 @@ In-training evaluation on 256 held-out photos_256 photos at 64 px (both models; 
 L input | accurate | vivid | ground truth, Kodak24 (full-resolution outputs, shown at 192 px).
 
 ## Limits
-Trained on a 2-core CPU ({c['budget_note'].rstrip('.')}) on 35k small photos, with no pretrained
-encoder. The metrics above are the evidence of what it does: colors are right where lightness and
-context decide them; elsewhere (in the samples) `accurate` leaves objects in muted warm tones and `vivid` often
-paints uncertain regions orange-brown or in arbitrary saturated hues. Weights: `variables.npz` (numpy arrays, read
-without pickle), with the run's `config.json`{' and its `bins.npz` / `prior.npz`' if c['head'] == 'classification' else ''}.
+Trained on a 2-core CPU ({c['budget_note'].rstrip('.')}). {c['limits']} Weights: `variables.npz` (numpy arrays, read
+without pickle{c['storage_note']}), with the run's `config.json`{' and its `bins.npz` / `prior.npz`' if c['head'] == 'classification' else ''}.
 """
 
 
@@ -216,11 +251,15 @@ def main() -> None:
   p.add_argument("--data_root", default=os.environ["JAXCOLOR_DATA"], help="holds eval/kodak24 (the sample sheet)")
   p.add_argument("--note", action="append", default=[], metavar="NAME=TEXT",
                  help="a model's budget as the card states it (parts, inherited training), e.g. vivid='...'")
+  p.add_argument("--limits", action="append", default=[], metavar="NAME=TEXT",
+                 help="what the samples show a model gets wrong, for its card")
+  p.add_argument("--float16", action="store_true", help="ship the weights as float16 (half the size)")
   p.add_argument("--out_dir", default=str(HERE), help="results, figures (default: this folder)")
   p.add_argument("--package_root", default=None, help="where models are exported (default: the package)")
   p.add_argument("--max_batches", type=int, default=0, help="per eval set; 0: all (smoke runs: 1)")
   a = p.parse_args()
   notes = dict(n.split("=", 1) for n in a.note)
+  limits = dict(n.split("=", 1) for n in a.limits)
   out_dir = pathlib.Path(a.out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   runs = {"accurate": a.accurate, "vivid": a.vivid}
@@ -231,28 +270,35 @@ def main() -> None:
   table = tables(results)
   (out_dir / "results.md").write_text(table)
   (out_dir / "results.json").write_text(json.dumps({"results": results, "curves": run_curves}, indent=1))
-  plot_curves(run_curves, out_dir / "curves.png")
+  plot_curves(run_curves, out_dir / "curves.png", size=int(Colorizer(a.accurate).config.image_size))
   kodak = pathlib.Path(a.data_root) / "eval" / "kodak24"
   colorizers = {name: Colorizer(wd) for name, wd in runs.items()}
-  sample_sheet(colorizers, kodak, out_dir / "figure.jpg")
+  sample_sheet(colorizers, [np.asarray(Image.open(kodak / f).convert("RGB")) for f in FIGURE_PHOTOS], out_dir / "figure.jpg")
+  sample_sheet(colorizers, held_out_photos(colorizers["accurate"], a.data_dir, 8), out_dir / "figure_photos256.jpg")
   photos = [np.asarray(Image.open(kodak / f).convert("RGB")) for f in RELEASE_PHOTOS]
   for name, wd in runs.items():
     cfg = colorizers[name].config
     import jax
     n_params = sum(x.size for x in jax.tree.leaves(colorizers[name].variables["params"]))
+    encoder = cfg.pretrained.to_dict().get("efficientnet") if "pretrained" in cfg else None
     card = dict(
-        recipe=recipes[name], model=cfg.model, features=list(cfg.model_kwargs.features), params_m=n_params / 1e6,
+        recipe=recipes[name], model=cfg.model, architecture=architecture(cfg), params_m=n_params / 1e6,
         head=cfg.head, loss=cfg.loss,
         head_note=(f"; 313 bins, rebalanced (lambda {cfg.rebalance_lambda}), {cfg.decoding} decoding at "
                    f"T = {cfg.temperature}" if cfg.head == "classification" else ""),
-        data=(f"{cfg.dataset} (4.5k diverse photos) mixed with "
+        encoder=(f"EfficientNet-{cfg.model_kwargs.variant.title()}, started from {pretrained.SOURCE}; the shipped "
+                 f"weights are its fine-tuned version (Apache-2.0)." if encoder else "none (trained from scratch)."),
+        data=(f"{cfg.dataset} mixed with "
               + ", ".join(f"{d} ({w:.0%})" for d, w in cfg.get("mix_datasets") or ())),
         image_size=cfg.image_size, inference_size=cfg.get("inference_size") or cfg.image_size, batch=cfg.batch_size,
         images=colorizers[name].step * cfg.batch_size, learning_rate=cfg.learning_rate,
+        lr_note="".join(f"; `{p}` at {m}x" for p, m in cfg.get("lr_multipliers") or ()),
         warmup_steps=cfg.warmup_steps, wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
         budget_note=notes.get(name, "one run."), init_note=init_note(cfg), metrics=results[name],
+        limits=limits.get(name, ""), storage_note=", float16" if a.float16 else "",
         release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))
-    folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root)
+    folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root,
+                              dtype="float16" if a.float16 else None)
     card["step"] = colorizers[name].step  # what export recorded in card.json
     (folder / "MODEL_CARD.md").write_text(model_card(name, card, table))
     (folder / "curves.png").write_bytes((out_dir / "curves.png").read_bytes())

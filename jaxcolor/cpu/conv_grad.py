@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor.cpu import winograd
+from jaxcolor.cpu import depthwise, winograd
 
 _DIMS = ("NHWC", "HWIO", "NHWC")
 DEFAULT_MAX_PATCH_BYTES = 64 * 2**20
@@ -242,13 +242,18 @@ def _dispatch_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dil
   plain = functools.partial(lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
                             rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
                             feature_group_count=feature_group_count, precision=precision, **kwargs)
-  if (kwargs or lhs.ndim != 4 or feature_group_count != 1 or lhs.dtype != rhs.dtype
-      or any(d != 1 for d in (lhs_dilation or (1, 1)))):
+  if (kwargs or lhs.ndim != 4 or lhs.dtype != rhs.dtype or any(d != 1 for d in (lhs_dilation or (1, 1)))
+      or feature_group_count not in (1, lhs.shape[-1])):
     return plain()
   if dimension_numbers is None or (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
                                    != lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DIMS)):
     return plain()
   strides, dilation = _pair(window_strides), _pair(rhs_dilation or 1)
+  if feature_group_count != 1:  # one filter per channel
+    if not cpu_paths() or rhs.shape[2:] != (1, lhs.shape[-1]) or dilation != (1, 1):
+      return plain()
+    return depthwise.depthwise_conv(lhs, rhs, strides, _explicit_padding(padding, lhs.shape, rhs.shape, strides,
+                                                                          dilation))
   if cpu_paths():
     pads = _explicit_padding(padding, lhs.shape, rhs.shape, strides, dilation)
     if winograd.use_winograd(lhs.shape, rhs.shape, strides, pads, dilation, lhs.dtype):

@@ -9,7 +9,7 @@ Accepted names:
     real color photos shipped inside scikit-image, works offline), "imagenet2012",
     "imagenet_resized/64x64", "places365_small", ...;
   * a photo set under the data root `$JAXCOLOR_DATA` (see `DATA_ROOT_LAYOUT`): "tiny_imagenet_64",
-    "photos_256", and the evaluation sets "kodak24", "mcmaster";
+    "photos_256", "scenes_256", and the evaluation sets "kodak24", "mcmaster";
   * "tfds:<name>[/<config>]" for any TFDS image dataset with an "image" feature;
   * "folder:<path>" for a local photo folder (built once into a TFDS dataset, see
     `jaxcolor.data.folder_dataset`).
@@ -60,6 +60,9 @@ _DATA_ROOT_SETS: dict[str, tuple[str, str, str, str]] = {
                          "Tiny-ImageNet 64x64 (30k train, 5k val): train/<class>/*.JPEG, val/<class>/*.JPEG"),
     "photos_256": ("photos-256", "train[:95%]", "train[95%:]",
                    "4.7k diverse photos, short side <= 256: train/<group>/*.jpg (last 5% held out)"),
+    "scenes_256": ("scenes-256", "train[:95%]", "train[95%:]",
+                   "4.9k outdoor scenes, streets, flowers, animals, clothing, short side 96-256: "
+                   "train/<source>/*.jpg (last 5% held out)"),
     "kodak24": ("eval/kodak24", "train", "train", "Kodak24, 24 photos 500x500 (evaluation only): *.png"),
     "mcmaster": ("eval/mcmaster", "train", "train", "McMaster, 18 photos 500x500 (evaluation only): *.png"),
 }

@@ -114,22 +114,31 @@ class PerExampleEvaluator:
     yield from self.result()
 
 
+# Baselines scored beside every model: a constant ab everywhere. "gray" leaves the photo gray; "tint" is one
+# warm sepia-like tint, which scores near gray on PSNR and AuC and well on unbalanced hue accuracy (most colored
+# pixels in photos are warm), so a model must beat it to show it knows what it colors.
+BASELINES: dict[str, tuple[float, float]] = {"gray": (0.0, 0.0), "tint": (6.0, 16.0)}
+_HUE = "_hue"  # per-sector counts behind the hue accuracies (summed, then turned into ratios in `result`)
+
+
 class ColorMetrics(PerExampleEvaluator):
-  """All metrics of `jaxcolor.evaluation.metrics` for the model and, side by side, the grayscale baseline (ab = 0).
+  """All metrics of `jaxcolor.evaluation.metrics` for the model and, side by side, the constant baselines
+  (`BASELINES`: gray, ab = 0, and a constant warm tint, ab = (6, 16)).
 
   The prediction is rebuilt as the photo's own L with the predicted ab, converted to RGB and (by default)
   rounded to 8 bits like a saved PNG; PSNR, SSIM and colorfulness use that RGB, AuC and the ab errors the
   predicted ab itself. Names: psnr, ssim, auc, colorfulness, colorfulness_gt, delta_colorfulness (mean of
   per-example |CF(gt) - CF(pred)|), delta_colorfulness_of_means (|mean CF(gt) - mean CF(pred)|, the
   dataset-level figure papers tabulate), ab_mae, ab_mse (Lab units), ab_mae_128, ab_mse_128 (ab / 128, the
-  Keras seeds' units); the baseline's under "gray/"; num_examples.
+  Keras seeds' units), hue_accuracy_balanced and hue_accuracy (`metrics.hue_sector_counts`, pooled over the
+  dataset); each baseline's under "gray/" and "tint/"; num_examples.
 
   Args:
     bins: ab bins for logit outputs (default `quantize.make_bins()`, the 313 of Zhang et al.).
     decode, temperature: how logits become ab (`quantize.decode`).
     round_to_uint8: quantize predicted RGB to 8 bits before the RGB metrics.
     psnr_cap_db: per-example PSNR is capped here (identical images give +inf, which would swamp a mean).
-    grayscale_baseline: also report the ab = 0 baseline.
+    grayscale_baseline: also report the baselines (gray and tint).
   """
 
   def __init__(self, *, bins: quantize.ABBins | None = None, decode: str = "annealed_mean",
@@ -170,12 +179,14 @@ class ColorMetrics(PerExampleEvaluator):
     rgb = color.l_ab_to_rgb(l, ab)  # (B, H, W, 3) in [0, 1]
     if self.round_to_uint8:
       rgb = jnp.round(rgb * 255.0) / 255.0
-    cf = metrics.colorfulness(rgb, mask)
-    return {
+    hits, pixels = metrics.hue_sector_counts(ab, gt_ab, mask)
+    hue = {f"{_HUE}_hits_{i}": hits[:, i] for i in range(metrics.HUE_SECTORS)}
+    hue.update({f"{_HUE}_pixels_{i}": pixels[:, i] for i in range(metrics.HUE_SECTORS)})
+    return {**hue,
         "psnr": jnp.minimum(metrics.psnr(rgb, gt_rgb, mask), self.psnr_cap_db),
         "ssim": metrics.ssim(rgb, gt_rgb, mask),
         "auc": metrics.auc(ab, gt_ab, mask),
-        "colorfulness": cf,
+        "colorfulness": metrics.colorfulness(rgb, mask),
         "delta_colorfulness": metrics.delta_colorfulness(rgb, gt_rgb, mask),
         "ab_mae": metrics.ab_mae(ab, gt_ab, mask),
         "ab_mse": metrics.ab_mse(ab, gt_ab, mask),
@@ -189,21 +200,28 @@ class ColorMetrics(PerExampleEvaluator):
     ab = self.output_to_ab(output, images.shape[1:3])
     if not self.grayscale_baseline:
       values = self._one(l, ab, gt_rgb, gt_ab, mask)
-    else:  # model and baseline as one batch of 2B: half the program to compile
-      two = lambda x: jnp.concatenate([x, x])
-      both = self._one(two(l), jnp.concatenate([ab, jnp.zeros_like(ab)]), two(gt_rgb), two(gt_ab), two(mask))
+    else:  # model and baselines as one batch: one program to compile
+      n = 1 + len(BASELINES)
+      rep = lambda x: jnp.concatenate([x] * n)
+      constants = [jnp.broadcast_to(jnp.asarray(v, jnp.float32), ab.shape) for v in BASELINES.values()]
+      every = self._one(rep(l), jnp.concatenate([ab, *constants]), rep(gt_rgb), rep(gt_ab), rep(mask))
       b = images.shape[0]
-      values = {k: v[:b] for k, v in both.items()}
-      values.update({f"gray/{k}": v[b:] for k, v in both.items()})
+      values = {k: v[:b] for k, v in every.items()}
+      for i, name in enumerate(BASELINES, start=1):
+        values.update({f"{name}/{k}": v[i * b:(i + 1) * b] for k, v in every.items()})
     values["colorfulness_gt"] = metrics.colorfulness(gt_rgb, mask)
     return values
 
   def result(self) -> Iterator[tuple[str, float]]:
     means = self.accumulator.means()
-    for prefix in ("", "gray/") if self.grayscale_baseline else ("",):
+    for prefix in ("", *(f"{b}/" for b in BASELINES)) if self.grayscale_baseline else ("",):
       if f"{prefix}colorfulness" in means:
         means[f"{prefix}delta_colorfulness_of_means"] = abs(
             means["colorfulness_gt"] - means[f"{prefix}colorfulness"])
+      counts = [[means.pop(f"{prefix}{_HUE}_{kind}_{i}", 0.0) for i in range(metrics.HUE_SECTORS)]
+                for kind in ("hits", "pixels")]  # mean counts per example: their ratios are those of the sums
+      means[f"{prefix}hue_accuracy_balanced"] = metrics.balanced_hue_accuracy(*counts)
+      means[f"{prefix}hue_accuracy"] = metrics.hue_accuracy(*counts)
     yield from sorted(means.items())
     yield "num_examples", self.accumulator.count
 

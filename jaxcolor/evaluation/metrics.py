@@ -25,6 +25,13 @@ Definitions (and their references):
 - `colorfulness` (Hasler and Suesstrunk 2003) on RGB scaled to [0, 255]: rg = R - G, yb = (R + G) / 2 - B,
   CF = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2), population std over the pixels.
   `delta_colorfulness` = |CF(gt) - CF(pred)| per example.
+- `hue_sector_counts` / `balanced_hue_accuracy`: whether a model knows which hue a thing has, which PSNR and AuC
+  do not tell from a tint (a constant sepia scores near gray on both). Of the pixels whose true chroma
+  sqrt(a^2 + b^2) is >= 20, a pixel is right when its predicted chroma is >= 8 and its predicted hue
+  atan2(b, a) lies within 45 degrees of the true hue. Pixels are counted per 60-degree sector of the true hue
+  (six sectors from hue 0, the +a axis); the balanced accuracy is the mean over the sectors that hold pixels of
+  hits / pixels there, so a constant tint scores only in the sectors it covers. Counts are summed over a
+  dataset before the ratio (the evaluators do this); `hue_accuracy` is the plain ratio over all sectors.
 - `ab_mae` / `ab_mse`: mean over pixels and both channels of |ab_pred - ab_gt| (squared), divided by `scale`
   (squared for MSE). scale 1: Lab units; scale `SEEDS_AB_SCALE` (128): the Keras seeds' normalization, where
   the models regressed ab / 128. (jaxcolor's own models use ab / 110, `color.AB_SCALE`.)
@@ -45,6 +52,10 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 AUC_MAX_THRESHOLD = 150  # thresholds 0, 1, ..., 150 ab units
 SEEDS_AB_SCALE = 128.0
+HUE_TRUE_CHROMA = 20.0  # pixels judged: true chroma at least this
+HUE_PRED_CHROMA = 8.0  # a prediction with less chroma is gray, never right
+HUE_TOLERANCE_DEG = 45.0
+HUE_SECTORS = 6  # of 60 degrees of the true hue
 
 
 def _apply_mask(values: Array, mask: Array | None) -> Array:
@@ -165,3 +176,37 @@ def ab_mse(pred_ab: Array, gt_ab: Array, mask: Array | None = None, scale: float
   """Mean ((ab_pred - ab_gt) / scale)^2 per example over pixels and both channels; -> (B,)."""
   err = (jnp.asarray(pred_ab, jnp.float32) - jnp.asarray(gt_ab, jnp.float32)) / scale
   return _apply_mask(jnp.mean(err * err, axis=(1, 2, 3)), mask)
+
+
+def hue_sector_counts(pred_ab: Array, gt_ab: Array, mask: Array | None = None) -> tuple[Array, Array]:
+  """(hits, pixels) per example and true-hue sector, each (B, HUE_SECTORS) float32: of the pixels with true
+  chroma >= HUE_TRUE_CHROMA in each 60-degree sector, how many are predicted with chroma >= HUE_PRED_CHROMA and
+  a hue within HUE_TOLERANCE_DEG of the truth. ab (B, H, W, 2) in Lab units."""
+  pred, gt = jnp.asarray(pred_ab, jnp.float32), jnp.asarray(gt_ab, jnp.float32)
+  hue = lambda ab: jnp.degrees(jnp.arctan2(ab[..., 1], ab[..., 0]))  # (B, H, W) in (-180, 180]
+  chroma = lambda ab: jnp.sqrt(jnp.sum(ab * ab, axis=-1))
+  judged = chroma(gt) >= HUE_TRUE_CHROMA
+  diff = jnp.abs((hue(pred) - hue(gt) + 180.0) % 360.0 - 180.0)  # angular difference in [0, 180]
+  hit = judged & (chroma(pred) >= HUE_PRED_CHROMA) & (diff <= HUE_TOLERANCE_DEG)
+  sector = jnp.minimum((hue(gt) % 360.0) // (360.0 / HUE_SECTORS), HUE_SECTORS - 1).astype(jnp.int32)
+  onehot = jax.nn.one_hot(sector, HUE_SECTORS, dtype=jnp.float32)  # (B, H, W, S)
+  hits = jnp.sum(onehot * hit[..., None], axis=(1, 2))
+  pixels = jnp.sum(onehot * judged[..., None], axis=(1, 2))
+  if mask is not None:
+    keep = jnp.asarray(mask, bool)[:, None]
+    hits, pixels = jnp.where(keep, hits, 0.0), jnp.where(keep, pixels, 0.0)
+  return hits, pixels
+
+
+def balanced_hue_accuracy(hits, pixels) -> float:
+  """Mean over the sectors holding pixels of 100 * hits / pixels; hits, pixels (HUE_SECTORS,) summed over a
+  dataset (or one example). NaN when no pixel is colored enough to judge."""
+  hits, pixels = np.asarray(hits, np.float64), np.asarray(pixels, np.float64)
+  present = pixels > 0
+  return float(100.0 * np.mean(hits[present] / pixels[present])) if present.any() else float("nan")
+
+
+def hue_accuracy(hits, pixels) -> float:
+  """100 * all hits / all judged pixels (unbalanced: dominated by the warm hues most photos hold)."""
+  total = float(np.sum(pixels))
+  return 100.0 * float(np.sum(hits)) / total if total > 0 else float("nan")

@@ -81,13 +81,16 @@ def load(name: str) -> ReferenceModel:
                         card)
 
 
-def save_variables(path: str | os.PathLike, variables: Mapping[str, Any]) -> None:
-  """{"params": ..., "batch_stats": ...} -> one compressed .npz of the arrays, keyed by their '/'-joined paths."""
+def save_variables(path: str | os.PathLike, variables: Mapping[str, Any], dtype: str | None = None) -> None:
+  """{"params": ..., "batch_stats": ...} -> one compressed .npz of the arrays, keyed by their '/'-joined paths.
+
+  dtype="float16" stores floating arrays at half the size (`load_variables` returns them as float32)."""
   from flax import traverse_util
   flat = traverse_util.flatten_dict(_plain_tree(variables), sep=_SEP)
   if not flat:
     raise ValueError("no variables to save")
-  storage.write_atomic(path, lambda f: np.savez_compressed(f, **{k: np.asarray(v) for k, v in flat.items()}))
+  cast = lambda v: v.astype(dtype) if dtype and np.issubdtype(v.dtype, np.floating) else v
+  storage.write_atomic(path, lambda f: np.savez_compressed(f, **{k: cast(np.asarray(v)) for k, v in flat.items()}))
 
 
 def load_variables(path: str | os.PathLike) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def load_variables(path: str | os.PathLike) -> dict[str, Any]:
   from flax import traverse_util
   try:
     with np.load(storage.open_bytes(path), allow_pickle=False) as f:
-      flat = {k: f[k] for k in f.files}
+      flat = {k: f[k].astype(np.float32) if f[k].dtype == np.float16 else f[k] for k in f.files}
   except (OSError, ValueError) as e:
     raise ValueError(f"{path}: not a jaxcolor variables file ({e})") from e
   nested = traverse_util.unflatten_dict(flat, sep=_SEP)
@@ -187,8 +190,9 @@ def release_metrics(colorizer: Any, photos: Sequence[np.ndarray]) -> dict[str, f
 
 
 def export(workdir: str, name: str, *, step: int | None = None, out_root: str | os.PathLike | None = None,
-           card: Mapping[str, Any] | None = None, overwrite: bool = False) -> epath.Path:
-  """Writes run `workdir` (checkpoint `step`, default newest) as reference model `name`; returns its folder."""
+           card: Mapping[str, Any] | None = None, overwrite: bool = False, dtype: str | None = None) -> epath.Path:
+  """Writes run `workdir` (checkpoint `step`, default newest) as reference model `name`; returns its folder.
+  dtype="float16" ships the weights at half the size (see `save_variables`)."""
   from jaxcolor import checkpoint
   check_name(name)
   folder = storage.path(out_root or root()) / name
@@ -200,7 +204,7 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
   # Where the training machine kept its TFDS builds says nothing about the model: ship the default.
   config = {**arts.config, "data_dir": "~/tensorflow_datasets"}
   checkpoint.save_run_artifacts(folder, config, arts.bins, arts.prior, overwrite=True)
-  save_variables(folder / VARIABLES_FILE, variables)
+  save_variables(folder / VARIABLES_FILE, variables, dtype)
   info = dict(card or {})
   info["step"] = int(saved_step)
   storage.write_atomic(folder / CARD_FILE, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
@@ -217,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   e.add_argument("--out_root", default=None, help="default: the package's reference_models folder")
   e.add_argument("--card", default=None, help="JSON file of training facts to record in card.json")
   e.add_argument("--overwrite", action="store_true")
+  e.add_argument("--float16", action="store_true", help="store the weights as float16 (half the size)")
   sub.add_parser("list", help="the shipped models")
   args = p.parse_args(argv)
   if args.command == "list":
@@ -227,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   card = json.loads(storage.read_bytes(args.card)) if args.card else None
   folder = export(args.workdir, args.name, step=args.step, out_root=args.out_root, card=card,
-                  overwrite=args.overwrite)
+                  overwrite=args.overwrite, dtype="float16" if args.float16 else None)
   print(f"wrote {folder}")
   return 0
 

@@ -18,6 +18,7 @@ import flax.linen as nn
 from jaxcolor.models.autoencoder import Autoencoder
 from jaxcolor.models.cnn import CNNBaseline
 from jaxcolor.models.eccv16 import ECCV16
+from jaxcolor.models.efficientnet_unet import EfficientNetUNet
 from jaxcolor.models.hybrid import HybridUNet
 from jaxcolor.models.koalarization import Koalarization
 from jaxcolor.models.resnet_unet import ResNet50UNet
@@ -30,11 +31,13 @@ MODELS: dict[str, type[nn.Module]] = {
     "autoencoder": Autoencoder,  # seeds 003 sec. 5 and 001 (target "lab" or "rgb")
     "unet": UNet,  # seed 000
     "eccv16": ECCV16,  # Zhang et al. 2016
-    # pretrained-encoder backbones (local Keras .h5 weights, see models.keras_weights)
+    # pretrained-encoder backbones (local Keras .h5 weights, see models.keras_weights and models.pretrained)
     "vgg16_ae": VGG16AE,  # seed 003 sec. 6.1
     "resnet50_unet": ResNet50UNet,  # seed 004
     "koalarization": Koalarization,  # seed 003 sec. 6.2 (Deep Koalarization)
     "hybrid_unet": HybridUNet,  # seed 002
+    # pretrained-encoder colorizers whose ImageNet weights install offline (see models.pretrained)
+    "efficientnet_unet": EfficientNetUNet,  # EfficientNet-Lite encoder, the shipped reference colorizers
 }
 
 

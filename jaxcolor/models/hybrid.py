@@ -9,7 +9,7 @@ resolution (block5_conv3 at H/16, block4_conv3, block3_conv3, block2_conv2, bloc
 conv-BN-ReLU. Any size divisible by 32 works, so one set of weights serves every stage of progressive resizing.
 
 Input: L -> sRGB grey; VGG16 gets it in "caffe", ResNet50V2 in "tf" preprocessing. Pretrained weights:
-`keras_weights.load_pretrained(model, variables, {"vgg": ".../vgg16_..._notop.h5",
+`pretrained.load_pretrained(model, variables, {"vgg": ".../vgg16_..._notop.h5",
 "resnet": ".../resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ class HybridUNet(ColorModel):
   finetune_encoder_bn: bool = False  # False: ResNet50V2's BN keeps its running (ImageNet) statistics
 
   def encoders(self) -> dict[str, nn.Module]:
-    """Submodule name -> (unbound) encoder, for `keras_weights.load_pretrained`."""
+    """Submodule name -> (unbound) encoder, for `pretrained.load_pretrained`."""
     return {"vgg": self._vgg(parent=None), "resnet": self._resnet(parent=None)}
 
   def _vgg(self, **kwargs) -> VGG16Encoder:

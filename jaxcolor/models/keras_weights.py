@@ -314,25 +314,3 @@ def save_keras_h5(path: PathLike, encoder: Any, variables: Mapping[str, Any]) ->
         group.create_dataset(names[-1], data=np.asarray(node, dtype=np.float32))
       group.attrs["weight_names"] = np.array([n.encode("utf8") for n in names])
   storage.write_atomic(path, buf.getvalue())
-
-
-def load_pretrained(model: Any, variables: Mapping[str, Any], weights: Mapping[str, PathLike]) -> dict[str, Any]:
-  """Replaces the encoder subtrees of a full model's `variables` with Keras ImageNet weights.
-
-  model: a registered model with pretrained encoders (it has `encoders()`: submodule name -> encoder module);
-  weights: submodule name -> path of the Keras HDF5 file, e.g. {"vgg": ".../vgg16_..._notop.h5"}.
-  Returns a new variables dict; the decoder and head keep their values.
-  """
-  encoders = model.encoders()
-  variables = flax.core.unfreeze(variables) if isinstance(variables, flax.core.FrozenDict) else variables
-  out = {col: dict(tree) for col, tree in variables.items()}
-  for name, path in weights.items():
-    if name not in encoders:
-      raise ValueError(f"{type(model).__name__} has no pretrained encoder {name!r}; "
-                       f"it has: {', '.join(encoders) or 'none'}")
-    target = {col: variables[col][name] for col in ("params", "batch_stats")
-              if col in variables and name in variables[col]}
-    loaded = load_keras_weights(path, encoders[name], target)
-    for col, tree in loaded.items():
-      out[col][name] = tree
-  return out

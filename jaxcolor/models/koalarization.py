@@ -12,7 +12,7 @@ Fusion: the embedding is tiled over the H/8 x W/8 grid, concatenated with the lo
 1x1 conv-BN-ReLU to 256 channels. Decoder: 3x3 conv-BN-ReLU and 2x nearest upsampling, alternating, back to
 H x W; the head is a 3x3 conv with tanh (seed: "all layers ReLU except the last, tanh"), or bin logits.
 
-Pretrained weights: `keras_weights.load_pretrained(model, variables,
+Pretrained weights: `pretrained.load_pretrained(model, variables,
 {"inception": "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ class Koalarization(ColorModel):
   finetune_encoder_bn: bool = False  # False: Inception-ResNet-v2's BN keeps its running (ImageNet) statistics
 
   def encoders(self) -> dict[str, nn.Module]:
-    """Submodule name -> (unbound) encoder, for `keras_weights.load_pretrained`."""
+    """Submodule name -> (unbound) encoder, for `pretrained.load_pretrained`."""
     return {"inception": self._inception(parent=None)}
 
   def _inception(self, **kwargs) -> InceptionResNetV2Encoder:

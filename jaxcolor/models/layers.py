@@ -11,6 +11,7 @@ with AB_SCALE = 110, classification predicts logits over the NUM_AB_BINS = 313 i
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -171,6 +172,21 @@ class UpConvBN(nn.Module):
     if self.use_bn:
       x = batch_norm(train, self.dtype, self.param_dtype, axis_name=self.bn_axis_name)(x)
     return nn.relu(x)  # (B, 2H, 2W, features)
+
+
+def decode_with_skips(x: jax.Array, skips: list[jax.Array], features: Sequence[int], *, train: bool,
+                      **layer_kwargs: Any) -> jax.Array:
+  """The U-Net decoder over a pretrained encoder's stages, in the calling module's scope: per level, a 3x3
+  stride-2 transposed conv -> BN -> ReLU ("up{i}") doubles the resolution, the encoder feature of that
+  resolution (skips[i]) is concatenated, and a 3x3 conv -> BN -> ReLU ("mix{i}") mixes them.
+  x: (B, h, w, C) -> (B, h * 2^n, w * 2^n, features[-1]) for n = len(features) levels."""
+  if len(skips) != len(features):
+    raise ValueError(f"{len(features)} decoder levels need as many skips, got {len(skips)}")
+  for i, (f, skip) in enumerate(zip(features, skips)):
+    x = UpConvBN(f, name=f"up{i}", **layer_kwargs)(x, train=train)  # (B, 2h, 2w, f)
+    x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+    x = ConvBN(f, name=f"mix{i}", **layer_kwargs)(x, train=train)
+  return x
 
 
 class OutputHead(nn.Module):

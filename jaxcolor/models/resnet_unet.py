@@ -4,11 +4,11 @@ Seed 004 uses a pretrained ResNet-50 as the encoder of a simplified U-Net and up
 convolutions and BatchNorm, at 224 x 224, once as regression of ab and once as classification over ab bins.
 Here: the ResNet-50 v1 base (`resnet.ResNet50Encoder`) gives features at strides 2, 4, 8, 16, 32; each decoder
 level doubles the resolution with a 3x3 stride-2 transposed conv -> BN -> ReLU, concatenates the encoder stage
-of that resolution, and mixes with a 3x3 conv -> BN -> ReLU. The last level (back to full resolution)
+of that resolution, and mixes with a 3x3 conv -> BN -> ReLU (`layers.decode_with_skips`). The last level (back to full resolution)
 concatenates the centred L itself, so edges of the input reach the head directly.
 
 Input: L -> sRGB grey, three channels, ResNet50 "caffe" preprocessing. Pretrained weights:
-`keras_weights.load_pretrained(model, variables, {"resnet": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
+`pretrained.load_pretrained(model, variables, {"resnet": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from typing import ClassVar
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxcolor.models.keras_weights import encoder_input
-from jaxcolor.models.layers import ColorModel, ConvBN, UpConvBN, center_l, check_divisible
+from jaxcolor.models.layers import ColorModel, center_l, check_divisible, decode_with_skips
 from jaxcolor.models.resnet import RESNET50_STAGES, ResNet50Encoder
 
 
@@ -36,7 +35,7 @@ class ResNet50UNet(ColorModel):
   finetune_encoder_bn: bool = False  # False: encoder BN keeps its running (ImageNet) statistics, also in training
 
   def encoders(self) -> dict[str, nn.Module]:
-    """Submodule name -> (unbound) encoder, for `keras_weights.load_pretrained`."""
+    """Submodule name -> (unbound) encoder, for `pretrained.load_pretrained`."""
     return {"resnet": self._resnet(parent=None)}
 
   def _resnet(self, **kwargs) -> ResNet50Encoder:
@@ -55,8 +54,5 @@ class ResNet50UNet(ColorModel):
     x = feats[stages[3]]  # (B, H/32, W/32, 2048)
     skips = [feats[stages[2]], feats[stages[1]], feats[stages[0]], feats["conv1_relu"],
              center_l(l, 50.0, self.dtype)]  # H/16, H/8, H/4, H/2, H
-    for i, (f, skip) in enumerate(zip(self.decoder_features, skips)):
-      x = UpConvBN(f, name=f"up{i}", **kw)(x, train=train)  # (B, 2h, 2w, f)
-      x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-      x = ConvBN(f, name=f"mix{i}", **kw)(x, train=train)
+    x = decode_with_skips(x, skips, self.decoder_features, train=train, **kw)  # (B, H, W, 16)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

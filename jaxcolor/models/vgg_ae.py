@@ -6,7 +6,7 @@ UpSampling2D), brings it back to 224 x 224, and a 3x3 conv emits ab (tanh) or th
 about 14M weights in all, nearly all of them VGG16's 14.7M.
 
 Input: L -> the sRGB grey of the same lightness, as three channels, in VGG16's "caffe" preprocessing
-(`keras_weights.encoder_input`). Pretrained weights: `keras_weights.load_pretrained(model, variables,
+(`keras_weights.encoder_input`). Pretrained weights: `pretrained.load_pretrained(model, variables,
 {"vgg": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ class VGG16AE(ColorModel):
   decoder_features: Sequence[int] = (256, 128, 64, 32, 16)
 
   def encoders(self) -> dict[str, nn.Module]:
-    """Submodule name -> (unbound) encoder, for `keras_weights.load_pretrained`."""
+    """Submodule name -> (unbound) encoder, for `pretrained.load_pretrained`."""
     return {"vgg": self._vgg(parent=None)}
 
   def _vgg(self, **kwargs) -> VGG16Encoder:
