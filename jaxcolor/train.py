@@ -204,14 +204,15 @@ class Trainer:
       limit = int(self.config.eval_batches if spec.batches is None else spec.batches) or data.num_steps
       ev.reset()
       for _, batch in zip(range(limit), data.dataset.as_numpy_iterator()):
-        if samples is None:
-          samples = (batch["image"][:self.config.num_sample_images], predict_fn)
+        if samples is None:  # the first photos of the first evaluation; padding (mask False) is not shown
+          n = self.config.num_sample_images
+          samples = (batch["image"][:n], np.asarray(batch["mask"], bool)[:n], predict_fn)
         ev.update(predict_fn, prefetch.to_global(batch, sharding))
       results.update({f"{name}/{key}": float(value) for key, value in ev.result()})
     writer.write_scalars(step, {f"eval/{k}": v for k, v in results.items()})
-    if samples is not None:
-      images, predict_fn = samples
-      grid = _sample_grid(images, np.asarray(predict_fn(images)))
+    if samples is not None and samples[1].any():
+      images, real, predict_fn = samples
+      grid = _sample_grid(images[real], np.asarray(predict_fn(images))[real])  # predicted at the compiled shape
       writer.write_images(step, {"samples/L_prediction_truth": grid})
       if jax.process_index() == 0:
         out = self.workdir / "samples"
@@ -259,14 +260,22 @@ def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool
   return meta["evals_since_best"] >= config.early_stopping_patience
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
-  """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState | None:
+  """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state, or None
+  when the run had already reached config.total_steps (it says so and how to train longer, and compiles nothing)."""
   trainer = Trainer(config, workdir)
   wd = trainer.workdir
-  writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
-  state = trainer.init_state()
   ckpt = checkpoint.Checkpointer(wd, keep=config.keep_checkpoints, save_every=config.checkpoint_every,
                                  async_save=config.async_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None and latest >= config.total_steps:
+    logging.info("the run in %s is complete: it trained to step %d (config.total_steps=%d); to train it longer, "
+                 "run the same command with --config.total_steps=N for some N > %d", wd, latest,
+                 config.total_steps, latest)
+    ckpt.close()
+    return None
+  writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
+  state = trainer.init_state()
   meta: dict[str, Any] = {}
   if ckpt.latest_step() is not None:
     state, meta, start = ckpt.restore(checkpoint.abstract_state(state))

@@ -8,11 +8,13 @@ import pytest
 from jaxcolor.data import datasets
 
 
-def test_registered_and_prefixed_names():
+def test_registered_and_prefixed_names(monkeypatch, tmp_path):
   s = datasets.get_spec("skimage_photos")
   assert s.kind == "skimage" and (s.train_split, s.eval_split) == ("train", "validation")
-  t = datasets.get_spec("tiny_imagenet_64")  # under $JAXCOLOR_DATA (conftest: ../shared/data)
-  assert t.kind == "folder" and t.path == os.path.join(os.environ[datasets.DATA_ENV], "tiny-imagenet-64")
+  (tmp_path / "tiny-imagenet-64").mkdir()  # resolving a name needs the folder, not the photos
+  monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path))
+  t = datasets.get_spec("tiny_imagenet_64")  # under $JAXCOLOR_DATA
+  assert t.kind == "folder" and t.path == str(tmp_path / "tiny-imagenet-64")
   assert (t.train_split, t.eval_split) == ("train", "val")
   assert datasets.get_spec("imagenet_resized/64x64").tfds_name == "imagenet_resized/64x64"
   f = datasets.get_spec("tfds:tf_flowers")

@@ -14,7 +14,10 @@ def test_default_is_the_runs_own_split_under_the_old_name():
   assert evaluators.eval_specs({"evals": ("color_metrics",)}) == specs  # a config.json from before
 
 
-def test_an_evaluation_of_another_dataset_reads_its_own_split_and_size():
+def test_an_evaluation_of_another_dataset_reads_its_own_split_and_size(monkeypatch, tmp_path):
+  from jaxcolor.data import datasets
+  (tmp_path / "eval" / "kodak24").mkdir(parents=True)  # checking the config needs the folder, not the photos
+  monkeypatch.setenv(datasets.DATA_ENV, str(tmp_path))
   c = unet_cls.get_config("local")
   c.evals.kodak24 = evaluators.eval_fields(dataset="kodak24", size=256, every=0, decoding="mode")
   builders.check_config(c)

@@ -21,6 +21,25 @@ def test_default_workdir_is_named_for_the_config_and_variant(arg, want):
   assert main_lib.default_workdir(arg) == os.path.join(*want.split("/"))
 
 
+def test_log_keeps_what_a_user_reads():
+  import logging
+  record = lambda path, level: logging.LogRecord("x", level, path, 1, "msg", (), None)
+  quiet, verbose = main_lib._Quiet(False), main_lib._Quiet(True)
+  cases = [  # (path, level, shown by default, shown with --verbose)
+      ("/site-packages/jaxcolor/train.py", logging.INFO, True, True),  # progress, evaluations
+      ("/site-packages/jax/_src/xla_bridge.py", logging.INFO, False, True),  # "Unable to initialize backend 'tpu'"
+      ("/site-packages/tensorflow_datasets/core/dataset_builder.py", logging.WARNING, False, True),  # custom config
+      ("/site-packages/tensorflow_datasets/core/dataset_builder.py", logging.ERROR, True, True),
+      ("/site-packages/clu/metric_writers/logging_writer.py", logging.INFO, False, True),  # our scalars again
+      ("/site-packages/orbax/checkpoint/manager.py", logging.INFO, False, False),
+      ("/site-packages/orbax/checkpoint/manager.py", logging.WARNING, True, True),
+      ("/site-packages/jax/_src/something.py", logging.WARNING, True, True),
+  ]
+  for path, level, default, with_verbose in cases:
+    assert quiet.filter(record(path, level)) is default, path
+    assert verbose.filter(record(path, level)) is with_verbose, path
+
+
 def _run(args: list[str], cwd: pathlib.Path, env: dict[str, str], timeout: int = 600) -> str:
   proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
   out = proc.stdout + proc.stderr

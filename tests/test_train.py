@@ -282,6 +282,38 @@ def test_run_writes_artifacts_and_refuses_another_config(data_dir, tmp_path):
   assert json.loads((wd / "config.json").read_text())["total_steps"] == 3
 
 
+def test_a_finished_run_says_so_and_compiles_nothing(data_dir, tmp_path, monkeypatch, no_eval):
+  """Launched again after its last step, a run names its step and how to train longer, compiles no step and
+  writes no TensorBoard file; the entry point's closing lines say where the outputs are."""
+  from jaxcolor import main as main_lib
+  cfg = tiny_config(data_dir, total_steps=2, checkpoint_every=2)
+  wd = tmp_path / "wd"
+  train.train_and_evaluate(cfg, wd)
+  events = sorted((wd / "tensorboard").glob("*"))
+  said = []
+  monkeypatch.setattr(train.logging, "info", lambda msg, *args: said.append(msg % args))
+  monkeypatch.setattr(train.Trainer, "compile_steps", lambda self: pytest.fail("compiled a finished run"))
+  monkeypatch.setattr(train.Trainer, "init_state", lambda self: pytest.fail("initialized a finished run"))
+  assert train.train_and_evaluate(cfg, wd) is None
+  assert any(f"is complete: it trained to step 2 (config.total_steps=2)" in m and "--config.total_steps=N" in m
+             for m in said), said
+  assert sorted((wd / "tensorboard").glob("*")) == events
+  lines = main_lib.where_outputs_are(wd)
+  for part in (f"run folder: {wd}", f"{wd / 'checkpoints'}", f"{wd / 'samples'}", f"--logdir {wd / 'tensorboard'}",
+               f"python -m jaxcolor.colorize PHOTOS --workdir={wd}"):
+    assert part in lines
+
+
+def test_sample_grid_shows_only_real_photos(data_dir, tmp_path):
+  """The embedded validation split has 2 photos; an eval batch of 8 pads it with 6 blank ones, which the grid
+  (L | prediction | truth per row) must not show."""
+  from PIL import Image
+  cfg = tiny_config(data_dir, total_steps=1, checkpoint_every=1, num_sample_images=4)
+  train.train_and_evaluate(cfg, tmp_path / "wd")
+  grid = Image.open(tmp_path / "wd" / "samples" / "step_00000001.png")
+  assert grid.size == (3 * 16, 2 * 16)  # two rows of 16 px photos, not four
+
+
 def test_workdir_from_before_added_fields_resumes(tmp_path):
   """A config.json that predates fields (top-level or nested) reads as holding their defaults: it matches a config
   holding those values, and only those; another value of such a field is a different run."""
