@@ -10,7 +10,8 @@ jaxcolor/reference_models/vivid). Zhang et al.'s targets: soft encoding over the
 mean decoding at T = 0.38. Beside the cross-entropy, an L1 term on the decoded (annealed-mean) ab with weight 0.3
 (`l1_decoded`): in the pilots it kept the colorfulness and hue accuracy of the plain recipe (34 / 48.6 against
 36 / 48.8 at step 400) and raised PSNR by 0.44 dB and AuC by 0.7. Network, data and schedule are those of
-`configs/reference_accurate.py`.
+`configs/reference_accurate.py`, but 1,600 steps: the shipped run's cosine decay was planned over 2,800 steps
+until step 800, then over 1,600 (`--config.total_steps`, to fit the session).
 Fine-tune on your own photos: `--config.init_from=vivid --config.dataset=folder:PATH --config.mix_datasets="()"
 --config.learning_rate=3e-4` (the shipped prior is kept, so the rebalancing stays what the model learned).
 """
@@ -33,4 +34,5 @@ def get_config(variant: str = ""):
   c.temperature = 0.38
   if variant != "local":  # the local variant keeps the 2-step smoke settings
     c.prior_batches = 100
+    c.total_steps = 1600
   return c

@@ -65,12 +65,7 @@ def train(run: Run, root: pathlib.Path) -> dict[str, Any]:
   start = time.perf_counter()
   state = train_and_evaluate(run.config, str(workdir))
   wall = time.perf_counter() - start
-  if state is None:  # it had already reached total_steps (its budget.json lost): count from the checkpoint
-    from jaxcolor import checkpoint
-    params = checkpoint.restore_variables(str(workdir))[0]["params"]
-  else:
-    params = state.params
-  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+  n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
   c = run.config
   record = dict(steps=int(c.total_steps), batch=int(c.batch_size), images=int(c.total_steps * c.batch_size),
                 image_size=int(c.image_size), progressive_sizes=[list(p) for p in c.progressive_sizes],

@@ -260,22 +260,14 @@ def _early_stop(config, results: dict[str, float], meta: dict[str, Any]) -> bool
   return meta["evals_since_best"] >= config.early_stopping_patience
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState | None:
-  """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state, or None
-  when the run had already reached config.total_steps (it says so and how to train longer, and compiles nothing)."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
+  """Trains (resuming from `workdir` if it holds checkpoints) and evaluates; returns the final state. A run that
+  had already reached config.total_steps (or stopped early) says so, compiles no step and writes nothing."""
   trainer = Trainer(config, workdir)
   wd = trainer.workdir
+  state = trainer.init_state()
   ckpt = checkpoint.Checkpointer(wd, keep=config.keep_checkpoints, save_every=config.checkpoint_every,
                                  async_save=config.async_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None and latest >= config.total_steps:
-    logging.info("the run in %s is complete: it trained to step %d (config.total_steps=%d); to train it longer, "
-                 "run the same command with --config.total_steps=N for some N > %d", wd, latest,
-                 config.total_steps, latest)
-    ckpt.close()
-    return None
-  writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
-  state = trainer.init_state()
   meta: dict[str, Any] = {}
   if ckpt.latest_step() is not None:
     state, meta, start = ckpt.restore(checkpoint.abstract_state(state))
@@ -288,6 +280,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
     logging.info("the run in %s stopped early at step %d; nothing to train", wd, meta["early_stopped_at"])
     ckpt.close()
     return state
+  if start >= config.total_steps:  # the restored step, so a corrupt newest checkpoint is not taken for the end
+    logging.info("the run in %s is complete: it trained to step %d (config.total_steps=%d); to train it longer, "
+                 "run the same command with --config.total_steps=N for some N > %d", wd, start, config.total_steps,
+                 start)
+    ckpt.close()
+    return state
+  writer = metric_writers.create_default_writer(str(wd / "tensorboard"), just_logging=jax.process_index() > 0)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("model %s (%s head): %.2fM parameters, %d devices, %s", config.model, config.head,
                n_params / 1e6, jax.device_count(), config.parallelism)

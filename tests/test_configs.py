@@ -23,7 +23,8 @@ from jaxcolor import builders, checkpoint, models  # noqa: E402
 CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in ("default", "__init__"))
 # Pretrained-encoder models: their local runs take 40-100 s on a busy 2-core CPU (compiling the encoder graphs
 # over 8 host devices dominates). Marked slow: CI's `-m "not slow"` leaves them out.
-HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae"}
+HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae", "reference_accurate",
+         "reference_vivid"}  # the reference recipes: efficientnet_unet's network (not slow) with their objectives
 # Loop settings of a 2-step smoke run; every local variant has them, except unet_cls's, a 40-step demo run.
 TWO_STEPS = dict(total_steps=2, eval_every=0, eval_batches=1, log_every=1, checkpoint_every=2, prior_batches=2)
 
@@ -134,7 +135,7 @@ def test_target_space_and_pretrained_names_are_checked():
     builders.check_config(c)
 
 
-def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog):
+def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog, tmp_path):
   """A random encoder whose BatchNorm keeps its initial statistics trains unnormalized: check_config says so."""
   from configs import hybrid_unet
   c = hybrid_unet.get_config("local")
@@ -147,7 +148,8 @@ def test_frozen_encoder_bn_without_pretrained_weights_warns(caplog):
     builders.check_config(c)
   assert "finetune_encoder_bn" not in caplog.text
   c.model_kwargs.finetune_encoder_bn = False
-  c.pretrained.vgg = "/weights/vgg16_notop.h5"  # pretrained: frozen statistics are the point
+  (tmp_path / "vgg16_notop.h5").write_bytes(b"")  # check_config checks the file exists (load reads it)
+  c.pretrained.vgg = str(tmp_path / "vgg16_notop.h5")  # pretrained: frozen statistics are the point
   with caplog.at_level("WARNING"):
     builders.check_config(c)
   assert "finetune_encoder_bn" not in caplog.text

@@ -30,6 +30,10 @@ VARIANTS = {
                            embed_dim=4, decoder_features=(4,) * 3), 32),
     "hybrid_unet": (dict(encoder_width=1 / 16, vgg_depths=(1,) * 5, resnet_stages=(1,) * 4, bottleneck_features=4,
                          decoder_features=(4,) * 5), 32),
+    # depthwise convs: shifted sums on CPU, XLA's grouped convs otherwise. 64 px, not 32: at 32 px the stride-32
+    # BatchNorms normalize 2 values per channel (1 x 1 x batch 2), which amplifies float32 rounding in the
+    # gradients ~1000x (stem kernel: 1.3e-2 relative apart at 32 px, 9e-6 at 64 px; either form alike)
+    "efficientnet_unet": (dict(encoder_width=0.25, encoder_depth=0.3, decoder_features=(4,) * 4), 64),
 }
 
 

@@ -101,3 +101,21 @@ def test_run_study_end_to_end_and_cached(tmp_path):
   stamps = {p: p.stat().st_mtime_ns for p in root.rglob("*.json")}
   runner.run_study(_tiny_runs(), [evalset], root=str(root), data_dir=str(tmp_path / "tfds"), out_dir=out)
   assert {p: p.stat().st_mtime_ns for p in root.rglob("*.json")} == stamps  # nothing retrained or re-evaluated
+
+
+def test_release_wall_time_leaves_out_the_time_a_run_was_down():
+  from experiments.reference_colorizers import release
+  logs = [0, 100, 200, 300, 3900, 4000, 4110]  # seconds; stopped after 300, restarted an hour later
+  assert release.training_minutes(logs) == pytest.approx((300 + 100 + 110) / 60)
+  assert release.training_minutes([0, 60, 120]) == pytest.approx(2.0)
+  assert release.training_minutes([5.0]) == 0.0
+
+
+def test_model_card_names_the_objective_as_trained():
+  import ml_collections
+  from experiments.reference_colorizers import release
+  cfg = ml_collections.ConfigDict({"loss": "cross_entropy", "losses": {"cross_entropy": 1.0, "l1_decoded": 0.3,
+                                                                       "l2": 0.0}})
+  assert release.loss_terms(cfg) == "1 x cross_entropy + 0.3 x l1_decoded"
+  cfg.losses = {"l1": 0.0}
+  assert release.loss_terms(cfg) == "cross_entropy"

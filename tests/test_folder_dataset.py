@@ -121,3 +121,27 @@ def test_all_bad_split_fails_with_clear_message(tmp_path):
   (src / "a.jpg").write_text("nope")
   with pytest.raises(ValueError, match=r"no usable images in split 'train'.*a\.jpg"):
     fd.build_folder_dataset(src, tmp_path / "data")
+
+
+def test_a_build_another_process_finished_first_is_used(tmp_path, monkeypatch):
+  """Two runs on one data_dir build the same folder at once; the one whose rename loses uses the winner's copy."""
+  folder = tmp_path / "photos"
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  cls = fd._adhoc_builder_class()
+  real = cls.download_and_prepare
+
+  def lose_the_rename(self, *args, **kwargs):
+    real(self, *args, **kwargs)  # the other process's copy lands at the destination ...
+    raise FileExistsError("Destination ... already exists.")  # ... and our rename fails
+
+  monkeypatch.setattr(cls, "download_and_prepare", lose_the_rename)
+  builder, report = fd.build_folder_dataset(folder, tmp_path / "tfds")
+  assert report.num_examples == {"train": 3} and builder.info.splits["train"].num_examples == 3
+
+  monkeypatch.setattr(cls, "download_and_prepare", lambda self, *a, **k: (_ for _ in ()).throw(FileExistsError("x")))
+  (folder / "3.png").write_bytes((folder / "0.png").read_bytes())  # a new file list: a new, unbuilt copy
+  with pytest.raises(FileExistsError):  # nothing at the destination: the error is not swallowed
+    fd.build_folder_dataset(folder, tmp_path / "tfds")

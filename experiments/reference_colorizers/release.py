@@ -21,7 +21,7 @@ import platform
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from jaxcolor import evaluate
 from jaxcolor.inference import reference
@@ -55,28 +55,39 @@ def curves(workdir: str) -> dict[str, Any]:
   out: dict[str, Any] = {}
   tags = set(ea.Tags()["tensors"])
   for key, _ in CURVE_METRICS:
-    for prefix in ("", "gray/"):
+    for prefix in ("", "gray/", "tint/"):
       tag = f"eval/color_metrics/{prefix}{key}"
       events = ea.Tensors(tag) if tag in tags else []
       out[prefix + key] = [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events]
   out["colorfulness_gt"] = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
                             for e in ea.Tensors("eval/color_metrics/colorfulness_gt")]
-  loss = ea.Tensors("train/loss")
-  out["wall_minutes"] = (loss[-1].wall_time - loss[0].wall_time) / 60 if loss else 0.0
+  out["wall_minutes"] = training_minutes([e.wall_time for e in ea.Tensors("train/loss")])
   return out
+
+
+def training_minutes(wall_times: list[float]) -> float:
+  """Minutes between the first and last logged step, less the time a stopped run was down: a gap over five
+  times the median interval between logs is taken for a stop and left out."""
+  gaps = np.diff(np.asarray(wall_times, np.float64))
+  if not gaps.size:
+    return 0.0
+  return float(gaps[gaps <= 5 * np.median(gaps)].sum() / 60)
 
 
 def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, size: int, width: int = 1200,
                 height: int = 260) -> None:
-  """One panel per metric: each run's curve against training step, thin lines for gray and truth."""
-  colors = {"accurate": (31, 119, 180), "vivid": (214, 39, 40), "gray": (120, 120, 120), "truth": (44, 160, 44)}
+  """One panel per metric: each run's curve against training step, thin lines for gray, tint and truth."""
+  colors = {"accurate": (31, 119, 180), "vivid": (214, 39, 40), "gray": (120, 120, 120), "tint": (200, 140, 60),
+            "truth": (44, 160, 44)}
   panel_w, pad = width // len(CURVE_METRICS), 36
   img = Image.new("RGB", (width, height), "white")
   draw = ImageDraw.Draw(img)
+  draw.font = ImageFont.load_default(size=12)  # Pillow's smaller default size drops the spaces between words
   for p, (key, label) in enumerate(CURVE_METRICS):
     x0 = p * panel_w
     series = {name: c[key] for name, c in runs.items()}
     series["gray"] = next(iter(runs.values()))["gray/" + key]
+    series["tint"] = next(iter(runs.values())).get("tint/" + key, [])
     if key == "colorfulness":
       series["truth"] = next(iter(runs.values()))["colorfulness_gt"]
     xs = [s for pts in series.values() for s, _ in pts]
@@ -87,7 +98,7 @@ def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, size: int, 
     sx = lambda s: x0 + pad + (s / xmax) * (panel_w - pad - 10)
     sy = lambda v: height - pad - (v - lo) / (hi - lo) * (height - 2 * pad)
     draw.rectangle([x0 + pad, pad, x0 + panel_w - 10, height - pad], outline="black")
-    draw.text((x0 + pad, 8), f"{label} vs step (photos_256 val, {size} px)", fill="black")
+    draw.text((x0 + pad, 8), label, fill="black")
     for v in np.linspace(lo, hi, 5):
       draw.text((x0 + 2, sy(v) - 5), f"{v:.1f}", fill="black")
     draw.text((x0 + panel_w - 60, height - pad + 4), f"{xmax} steps", fill="black")
@@ -95,12 +106,14 @@ def plot_curves(runs: dict[str, dict[str, Any]], path: pathlib.Path, size: int, 
       pts = sorted(pts)
       line = [(sx(s), sy(v)) for s, v in pts]
       if len(line) > 1:
-        draw.line(line, fill=colors[name], width=1 if name in ("gray", "truth") else 2)
+        draw.line(line, fill=colors[name], width=1 if name in ("gray", "tint", "truth") else 2)
       for x, y in line:
         draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colors[name])
-  legend = [n for n in ("accurate", "vivid", "gray", "truth") if n in runs or n in ("gray", "truth")]
+  legend = [n for n in ("accurate", "vivid", "gray", "tint", "truth") if n in runs or n in ("gray", "tint", "truth")]
   for i, name in enumerate(legend):
-    draw.text((pad + 110 * i, height - 16), f"-- {name}", fill=colors[name])
+    draw.text((pad + 90 * i, height - 16), f"-- {name}", fill=colors[name])
+  draw.text((pad + 90 * len(legend), height - 16), f"against training step; held-out photos_256 at {size} px",
+            fill="black")
   img.save(path)
 
 
@@ -195,6 +208,12 @@ def init_note(cfg: Any) -> str:
   return f"the weights of `{pathlib.Path(cfg.init_from).name}`{skip}; the prior estimated from the training data"
 
 
+def loss_terms(cfg: Any) -> str:
+  """The objective as trained: its weighted terms (config.losses) when any is set, else config.loss."""
+  terms = [f"{w:g} x {n}" for n, w in sorted((cfg.get("losses") or {}).items()) if w]
+  return " + ".join(terms) if terms else cfg.loss
+
+
 def model_card(name: str, card: dict[str, Any], table: str) -> str:
   c = card
   return f"""# jaxcolor reference colorizer: `{name}`
@@ -230,7 +249,7 @@ at full resolution through `colorize`: PSNR {c['release_check']['psnr']:.3f} dB,
 ## Learning curves
 ![learning curves](curves.png)
 
-In-training evaluation on 256 held-out photos_256 photos at {c['image_size']} px (both models; thin lines: grayscale baseline, ground truth).
+In-training evaluation on the held-out 5% of photos_256 (237 photos) at {c['image_size']} px (both models; thin lines: grayscale baseline, ground truth).
 
 ## Samples
 ![Kodak samples](samples.jpg)
@@ -238,7 +257,7 @@ In-training evaluation on 256 held-out photos_256 photos at {c['image_size']} px
 L input | accurate | vivid | ground truth, Kodak24 (full-resolution outputs, shown at 192 px).
 
 ## Limits
-Trained on a 2-core CPU ({c['budget_note'].rstrip('.')}). {c['limits']} Weights: `variables.npz` (numpy arrays, read
+Trained on a 2-core CPU, with the budget above. {c['limits']} Weights: `variables.npz` (numpy arrays, read
 without pickle{c['storage_note']}), with the run's `config.json`{' and its `bins.npz` / `prior.npz`' if c['head'] == 'classification' else ''}.
 """
 
@@ -283,7 +302,7 @@ def main() -> None:
     encoder = cfg.pretrained.to_dict().get("efficientnet") if "pretrained" in cfg else None
     card = dict(
         recipe=recipes[name], model=cfg.model, architecture=architecture(cfg), params_m=n_params / 1e6,
-        head=cfg.head, loss=cfg.loss,
+        head=cfg.head, loss=loss_terms(cfg),
         head_note=(f"; 313 bins, rebalanced (lambda {cfg.rebalance_lambda}), {cfg.decoding} decoding at "
                    f"T = {cfg.temperature}" if cfg.head == "classification" else ""),
         encoder=(f"EfficientNet-{cfg.model_kwargs.variant.title()}, started from {pretrained.SOURCE}; the shipped "

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import pathlib
 import re
@@ -228,7 +229,12 @@ def build_from_files(name: str, files_by_split: Mapping[str, Sequence[pathlib.Pa
       split_datasets=split_examples, data_dir=str(data_dir),
       description=f"Photos from {root} (min_side={min_side}, "
                   f"min_colorfulness={min_colorfulness}).")
-  builder.download_and_prepare()
+  try:
+    builder.download_and_prepare()
+  except FileExistsError:  # another process (a second run on this data_dir) finished the same build first
+    if not (ds_dir / "dataset_info.json").exists():
+      raise
+    logging.info("%s was built by another process meanwhile; using it", ds_dir)
   report = FolderReport(root=str(root), dataset_dir=str(ds_dir), num_examples=kept,
                         skipped=skipped)
   report.save(report_path)

