@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.mix_datasets = ()  # ((name, weight), ...): other datasets mixed into the train stream
   c.progressive_sizes = ()
   c.min_colorfulness = 2.0
+  c.min_side = 16  # folder photos with a shorter side are skipped
   c.shuffle_buffer = 2048
   c.cache = False
   c.prefetch = 2
@@ -71,6 +72,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.total_steps = 1000
   c.grad_clip_norm = 0.0
   c.lr_multipliers = ()  # ((param prefix, factor), ...): e.g. (("efficientnet", 0.3),), a slower encoder
+  c.b1, c.b2, c.eps = 0.9, 0.999, 1e-8  # "adam" / "adamw"
+  c.momentum, c.nesterov = 0.9, False  # "sgd"
+  c.decay_factor = 0.1  # "step" schedule: learning rate x decay_factor every decay_every steps
+  c.decay_every = ml_collections.config_dict.placeholder(int)
+  c.plateau_patience, c.plateau_factor, c.plateau_cooldown = 10, 0.1, 0  # "reduce_on_plateau" (optax.contrib)
+  c.plateau_accumulation_size = 1  # train steps whose mean loss is one plateau check
+  c.freeze_prefixes = ()  # param path prefixes held fixed for the first freeze_steps steps (e.g. an encoder)
+  c.freeze_steps = 0
 
   # Loop.
   c.parallelism = "jit"  # or "pmap"

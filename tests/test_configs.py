@@ -163,3 +163,48 @@ def test_the_objective_not_the_model_decides_the_fused_head():
   cls.losses.cross_entropy, cls.losses.l1_decoded = 1.0, 0.1
   assert not builders.build_loss(cls).head_input
   assert "defer_classifier" not in {f.name for f in dataclasses.fields(builders.build_model(cls, 313))}
+
+def _fields_read_by_the_package() -> dict[str, set[str]]:
+  """Config field -> the package files reading it: `config.X` / `cfg.X`, `config.get("X")`, and the pipeline's
+  and optimizer's accessors `_field(config, "X")` / `_get(config, "X")`."""
+  import ast
+  methods = {"get", "to_dict", "items", "keys", "values", "unlock", "lock", "copy_and_resolve_references",
+             "update", "to_json", "to_json_best_effort"}
+  reads: dict[str, set[str]] = {}
+  for f in (REPO / "jaxcolor").rglob("*.py"):
+    for node in ast.walk(ast.parse(f.read_text())):
+      name = None
+      if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in ("config", "cfg"):
+        name = node.attr if node.attr not in methods else None
+      elif isinstance(node, ast.Call) and node.args:
+        fn, args = node.func, node.args
+        if (isinstance(fn, ast.Attribute) and fn.attr == "get" and isinstance(fn.value, ast.Name)
+            and fn.value.id in ("config", "cfg") and isinstance(args[0], ast.Constant)):
+          name = args[0].value
+        elif isinstance(fn, ast.Name) and fn.id in ("_field", "_get") and len(args) > 1 and isinstance(args[1], ast.Constant):
+          name = args[1].value
+      if name:
+        reads.setdefault(name, set()).add(str(f.relative_to(REPO)))
+  return reads
+
+
+def test_every_field_the_code_reads_is_in_the_defaults():
+  """So `--config.X=...` works on every recipe for any X the code reads (recipes start from jaxcolor/defaults.py)."""
+  from jaxcolor import defaults
+  reads = _fields_read_by_the_package()
+  assert {"momentum", "freeze_steps", "min_side", "shuffle_buffer", "image_size"} <= set(reads)  # the walk sees them
+  default = defaults.get_config()
+  assert {k: sorted(v) for k, v in reads.items() if k not in default} == {}
+  for name in CONFIG_NAMES:
+    recipe = load(name)
+    assert not [k for k in reads if k not in recipe], name
+
+
+def test_optimizer_fields_have_one_default():
+  """jaxcolor.optim's fallbacks (for callers passing a plain dict) are the defaults' values, where both exist."""
+  from jaxcolor import defaults, optim
+  default = defaults.get_config()
+  unset = {"total_steps", "grad_clip_norm"}  # None in optim: "not given"; the defaults give 1000 and 0.0 (no clip)
+  differ = {k: (v, default[k]) for k, v in optim.DEFAULTS.items() if k in default and k not in unset
+            and v != default[k] and not (v == () and tuple(default[k]) == ())}
+  assert differ == {}

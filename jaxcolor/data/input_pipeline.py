@@ -30,7 +30,7 @@ Config fields read (an ml_collections.ConfigDict; `parse_config` validates them)
   min_colorfulness   float (2.0): Hasler-Suesstrunk threshold; gray photos are dropped from folder
                      datasets at build time, from TFDS train data on the fly, masked in TFDS eval.
   min_side           int (16): folder photos with a smaller short side are skipped.
-  shuffle_buffer     int (8192): examples in the train shuffle buffer.
+  shuffle_buffer     int (2048): examples in the train shuffle buffer.
   cache              bool (False): cache encoded examples in memory (small datasets).
   prefetch           int (2): batches kept in flight to the devices.
 """
@@ -148,7 +148,7 @@ def parse_config(config: Any) -> PipelineConfig:
       progressive_sizes=tuple((int(a), int(b)) for a, b in schedule), mix=mix_specs,
       min_colorfulness=float(_field(config, "min_colorfulness", 2.0)),
       min_side=_field(config, "min_side", 16, "pos"),
-      shuffle_buffer=_field(config, "shuffle_buffer", 8192, "pos"),
+      shuffle_buffer=_field(config, "shuffle_buffer", 2048, "pos"),
       cache=bool(_field(config, "cache", False)), prefetch=_field(config, "prefetch", 2, "pos"))
 
 
