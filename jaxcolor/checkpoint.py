@@ -96,11 +96,6 @@ def install_sigterm_handler() -> Any:
   return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-def stop_requested() -> bool:
-  """True once SIGTERM arrived after `install_sigterm_handler()`."""
-  return _STOP.is_set()
-
-
 def abstract_state(tree: PyTree) -> PyTree:
   """Restore template of a concrete state: jax.Arrays -> ShapeDtypeStruct with their sharding, rest as is."""
   def leaf(x: Any) -> Any:

@@ -286,7 +286,7 @@ def test_sigterm_requests_a_clean_stop(tmp_path, mesh):
       deadline = time.monotonic() + 5
       while not ckpt.should_stop() and time.monotonic() < deadline:
         time.sleep(0.01)  # the Python-level handler runs in the main thread between bytecodes
-      assert ckpt.should_stop() and checkpoint.stop_requested()
+      assert ckpt.should_stop()
       # What the training loop does next: force a save at the current step, then exit.
       assert ckpt.maybe_save(17, _state(mesh), force=True)
     assert checkpoint.Checkpointer(tmp_path, read_only=True).latest_step() == 17

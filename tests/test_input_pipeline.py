@@ -160,13 +160,14 @@ def test_mock_tfds_dataset_with_tiny_random_images(tmp_path):
 def test_embedded_default_dataset_and_device_iterator(data_dir):
   cfg = _config("skimage_photos", data_dir, image_size=64, batch_size=16)
   mesh = prefetch.data_mesh()
-  it = ip.train_iterator(cfg, mesh)
-  batch = next(it)
+  sharding = prefetch.batch_sharding(mesh)
+  # as the training loop feeds the device: host batches prefetched onto the mesh, sharded over 'data'
+  batch = next(prefetch.prefetch_to_device(ip.train_dataset(cfg).as_numpy_iterator(), sharding, 2))
   assert isinstance(batch["image"], jax.Array) and batch["image"].shape == (16, 64, 64, 3)
-  assert batch["image"].sharding.is_equivalent_to(prefetch.batch_sharding(mesh), 4)
-  eval_it, steps = ip.eval_iterator(cfg, mesh)
-  evals = list(eval_it)
-  assert steps == len(evals) == 1 and int(np.asarray(evals[0]["mask"]).sum()) == 2
+  assert batch["image"].sharding.is_equivalent_to(sharding, 4)
+  data = ip.eval_dataset(cfg)
+  evals = list(data.dataset.as_numpy_iterator())
+  assert data.num_steps == len(evals) == 1 and int(np.asarray(evals[0]["mask"]).sum()) == 2
 
 
 @pytest.mark.parametrize("field,value,match", [

@@ -41,14 +41,12 @@ import functools
 import importlib
 import math
 import re
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from jaxcolor import storage
 from jaxcolor.data import datasets
-from jaxcolor.data import prefetch as prefetch_lib
 
 
 class _LazyModule:  # imports the module on first attribute access: no TF at import time
@@ -407,21 +405,3 @@ def eval_dataset(config: Any, *, process_index: int | None = None,
                                       "mask": tf.constant(False)}).repeat()
   ds = ds.concatenate(pad).take(num_steps * b).batch(b, drop_remainder=True)
   return EvalData(ds.prefetch(tf.data.AUTOTUNE), num_steps, counts[pi])
-
-
-def _to_device(dataset, config: Any, mesh) -> Iterator[dict]:
-  mesh = prefetch_lib.data_mesh() if mesh is None else mesh
-  sharding = prefetch_lib.batch_sharding(mesh)
-  return prefetch_lib.prefetch_to_device(dataset.as_numpy_iterator(), sharding,
-                                         parse_config(config).prefetch)
-
-
-def train_iterator(config: Any, mesh=None, *, start_step: int = 0) -> Iterator[dict]:
-  """Global train batches as jax.Arrays sharded P('data') over `mesh` (default: all devices)."""
-  return _to_device(train_dataset(config, start_step=start_step), config, mesh)
-
-
-def eval_iterator(config: Any, mesh=None) -> tuple[Iterator[dict], int]:
-  """(Global eval batches sharded over `mesh`, number of steps: equal on every process)."""
-  data = eval_dataset(config)
-  return _to_device(data.dataset, config, mesh), data.num_steps

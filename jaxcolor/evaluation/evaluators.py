@@ -53,7 +53,7 @@ class Evaluator(Protocol):
 
 @dataclasses.dataclass
 class MeanAccumulator:
-  """float64 running sums of per-example metric values plus the real-example count; mergeable."""
+  """float64 running sums of per-example metric values plus the real-example count."""
   sums: dict[str, float] = dataclasses.field(default_factory=dict)
   count: float = 0.0
 
@@ -61,10 +61,6 @@ class MeanAccumulator:
     for name, value in batch_sums.items():
       self.sums[name] = self.sums.get(name, 0.0) + float(np.asarray(value, np.float64))
     self.count += float(np.asarray(batch_count, np.float64))
-
-  def merge(self, other: MeanAccumulator) -> None:
-    """Adds another accumulator's sums (e.g. from another host) to this one."""
-    self.add(other.sums, other.count)
 
   def means(self) -> dict[str, float]:
     """name -> sum / count (NaN before any real example)."""

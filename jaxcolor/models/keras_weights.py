@@ -202,14 +202,6 @@ def _match_layers(path: str, file_layers: list[KerasH5Layer], expected: Sequence
   return list(zip(expected, file_layers))
 
 
-def keras_h5_to_flax(path: PathLike, layers: Sequence[KerasLayer], match: str = "auto") -> dict[str, Any]:
-  """Reads `path` into {"params": ..., "batch_stats": ...} nested dicts laid out as `layers` say.
-
-  Checks the number of weights per layer (not shapes; `load_keras_weights` checks those against the encoder).
-  """
-  return _read_into_tree(os.fspath(path), layers, match)[0]
-
-
 def _read_into_tree(path: str, layers: Sequence[KerasLayer], match: str
                     ) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
   """(variables tree, Flax layer path -> name of the file layer it came from)."""
