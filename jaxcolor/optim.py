@@ -113,8 +113,8 @@ SCHEDULES: dict[str, Callable[[Any], optax.Schedule]] = dict(
     constant=_constant, warmup_cosine=_warmup_cosine, step=_step, reduce_on_plateau=_constant)
 
 
-def _split_prefixes(config: Any, field: str = "freeze_prefixes") -> tuple[tuple[str, ...], ...]:
-  prefixes = _get(config, "freeze_prefixes") if field == "freeze_prefixes" else config[field]
+def _split_prefixes(prefixes: Any, field: str) -> tuple[tuple[str, ...], ...]:
+  """"/"-joined param path prefixes (config.`field`) -> tuples of names; a clear error for anything else."""
   if isinstance(prefixes, str) or not all(isinstance(p, str) and p.strip("/") for p in prefixes):
     raise ValueError(f"config.{field} must be a tuple of non-empty strings, got {prefixes!r}")
   return tuple(tuple(p.strip("/").split("/")) for p in prefixes)
@@ -177,7 +177,7 @@ def check_optim_config(config: Any, params: Any = None) -> None:
     num("plateau_factor", 0, 1, lo_open=True, hi_open=True)
     num("plateau_cooldown", 0, integer=True)
     num("plateau_accumulation_size", 1, integer=True)
-  prefixes = _split_prefixes(config)
+  prefixes = _split_prefixes(_get(config, "freeze_prefixes"), "freeze_prefixes")
   if _get(config, "freeze_steps") > 0 and not prefixes:
     raise ValueError("config.freeze_steps > 0 needs config.freeze_prefixes, e.g. ('encoder',)")
   if params is not None and prefixes:
@@ -200,7 +200,7 @@ def frozen_mask(params: Any, prefixes: Sequence[str], field: str = "freeze_prefi
   A prefix that matches no parameter (typically a typo or a model without that encoder) is a ValueError
   naming config.`field` and listing the top-level param names.
   """
-  split = _split_prefixes({field: tuple(prefixes)}, field)
+  split = _split_prefixes(tuple(prefixes), field)
   paths = [_path_names(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
   unmatched = [p for p, s in zip(prefixes, split) if not any(path[:len(s)] == s for path in paths)]
   if unmatched:

