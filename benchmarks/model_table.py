@@ -17,6 +17,7 @@ SOURCES = {
     "eccv16": "Zhang et al. 2016", "vgg16_ae": "seed 003 sec. 6.1", "resnet50_unet": "seed 004",
     "koalarization": "seed 003 sec. 6.2", "hybrid_unet": "seed 002",
     "efficientnet_unet": "EfficientNet-Lite0 (Tan & Le 2019), the shipped models",
+    "siggraph17": "Zhang et al. 2017 (user-guided, takes hints)",
 }
 
 

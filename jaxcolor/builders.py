@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxcolor import losses, models, optim, parallel
+from jaxcolor import hints, losses, models, optim, parallel
 from jaxcolor.colorspace import color, prior, quantize
 from jaxcolor.evaluation import evaluators
 from jaxcolor.losses import objective
@@ -70,6 +70,14 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if size % stride:
       raise ValueError(f"image size {size} is not a multiple of {config.model}'s output stride {stride}")
   model = build_model(config, num_bins=2)  # unknown model_kwargs fail here, before any tracing
+  if config.hints.enabled:
+    if not model.takes_hints:
+      raise ValueError(f"config.hints.enabled needs a model that takes color hints: siggraph17, or efficientnet_unet "
+                       f"/ resnet50_unet with config.model_kwargs.guided=True (got {config.model})")
+    sampler = hints.sampler_from_config(config)  # bad p / location / patch sizes fail here
+    if max(sampler.patch_sizes) > min(sizes):
+      raise ValueError(f"config.hints.patch_sizes up to {max(sampler.patch_sizes)} px do not fit "
+                       f"{min(sizes)} px images")
   model_target = getattr(model, "target", "lab")
   if model_target != config.target_space:
     raise ValueError(f"config.target_space={config.target_space!r} but the model predicts {model_target!r}; "

@@ -2,12 +2,16 @@
 
     python -m jaxcolor.colorize old_photo.jpg                       # the default reference model -> ./colorized
     python -m jaxcolor.colorize photos/ --model=accurate --out=/tmp/colorized
+    python -m jaxcolor.colorize photo.jpg --model=guided --hints=hints.json --out=/tmp/guided   # color hints
     python -m jaxcolor.colorize --workdir=/tmp/w1 photos/ old/*.jpg --out=/tmp/colorized [--step=N]
         [--temperature=0.38] [--decoding=annealed_mean] [--size=S] [--batch_size=B] [--format=png|jpg]
         [--overwrite] [--sheet] [--max_pixels=100000000] [--writers=2] [--png_compress_level=6]
 
 Without --workdir the photos are colorized by a reference model shipped inside the package (`jaxcolor.inference.reference`:
-`vivid`, the default, or `accurate`); --workdir takes a run trained with `jaxcolor.main` instead.
+`vivid`, the default, `accurate` or `guided`); --workdir takes a run trained with `jaxcolor.main` instead.
+--hints takes a person's color hints for a model that takes them (`guided`, or a run trained with hints):
+a JSON list of {"x": 120, "y": 48, "color": "#2f6fd0"} in the photo's own pixels (optional "size" in pixels),
+or, for several photos, such lists keyed by file name (`jaxcolor.inference.hint_file`).
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns, local or gs:// (as are
 --workdir and --out: `jaxcolor.storage`). Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
@@ -33,7 +37,7 @@ from etils import epath
 from PIL import Image, ImageOps
 
 from jaxcolor import storage
-from jaxcolor.inference import reference
+from jaxcolor.inference import hint_file, reference
 from jaxcolor.inference.colorizer import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -119,8 +123,11 @@ def _write(dst: epath.Path, rgb_out: np.ndarray, alpha: np.ndarray | None, fmt: 
 def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *, batch_size: int = 8,
                    fmt: str = "png", overwrite: bool = False, sheet: bool = False,
                    max_pixels: int = DEFAULT_MAX_PIXELS, writers: int = 2, png_compress_level: int = 6,
-                   log=sys.stderr) -> list[Result]:
+                   hints: str | None = None, log=sys.stderr) -> list[Result]:
   """Colorizes every photo of `inputs` into `out_dir`; returns one Result per input, in input order (none raises).
+
+  `hints`: a hints file (`hint_file`); a file that does not fit the photos (a list for several, keys naming no
+  photo) raises HintError before anything is written; a bad hint fails only its photo.
 
   Encoding and writing the outputs (PNG: seconds for a 12 MP photo) runs on `writers` threads while the next
   photos are decoded and colorized; at most 2 x writers finished photos wait in memory. `png_compress_level`
@@ -131,12 +138,17 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
   if png_compress_level not in range(10):
     raise ValueError(f"png_compress_level must be 0-9, got {png_compress_level}")
   out = storage.path(out_dir)
-  out.mkdir(parents=True, exist_ok=True)
   files, results = expand_inputs(inputs)
+  per_photo = hint_file.for_photos(hint_file.load(hints), files, hints) if hints else [[] for _ in files]
+  hints_of = {f: h for f, h in zip(files, per_photo)}
+  if any(per_photo) and not colorizer.takes_hints:
+    raise hint_file.HintError(f"{colorizer.source} does not take color hints ({colorizer.config.model}); use "
+                              f"--model=guided or a run trained with hints")
+  out.mkdir(parents=True, exist_ok=True)
   for r in results:
     print(f"FAILED {r.path}: {r.reason}", file=log)
   claimed: dict[epath.Path, epath.Path] = {}
-  todo: list[tuple[epath.Path, epath.Path, np.ndarray, np.ndarray | None]] = []
+  todo: list[tuple[epath.Path, epath.Path, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
   writing: collections.deque[tuple[Result, tuple[int, int], concurrent.futures.Future]] = collections.deque()
   n = len(files)
   done = 0
@@ -159,8 +171,8 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
         report(result, "")
 
   def flush(pool: concurrent.futures.Executor) -> None:
-    abs_ = colorizer.predict_ab([t[2] for t in todo], batch_size)
-    for (src, dst, rgb, alpha), ab in zip(todo, abs_):
+    abs_ = colorizer.predict_ab([t[2] for t in todo], batch_size, hints=[t[4] for t in todo])
+    for (src, dst, rgb, alpha, _), ab in zip(todo, abs_):
       result = Result(str(src), "writing", str(dst))
       results.append(result)
       try:
@@ -179,6 +191,8 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
     for src in files:
       try:
         rgb, alpha = load_photo(src, max_pixels)
+        given = (hint_file.channels(hints_of[src], rgb.shape[:2], colorizer.size, f"{hints}: ")
+                 if hints_of[src] else None)
       except Exception as e:  # pylint: disable=broad-except  # PIL raises many types for bad files
         reason = str(e) if isinstance(e, ValueError) else f"cannot decode: {type(e).__name__}: {e}"
         results.append(Result(str(src), "failed", reason=reason))
@@ -194,7 +208,7 @@ def colorize_files(colorizer: Colorizer, inputs: Sequence[str], out_dir: str, *,
         results.append(Result(str(src), "kept", str(dst)))
         report(results[-1], f"{src}: kept existing {dst} (use --overwrite to replace)")
         continue
-      todo.append((src, dst, rgb, alpha))
+      todo.append((src, dst, rgb, alpha, given))
       if len(todo) == batch_size:
         flush(pool)
     if todo:
@@ -215,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--decoding", default=None, choices=("mode", "mean", "annealed_mean"), help="classification decoding (default: the run's)")
   p.add_argument("--size", type=int, default=None,
                  help="model input size (default: the model's inference_size, else its training image_size)")
+  p.add_argument("--hints", default=None, help="a JSON file of color hints (models that take them: --model=guided)")
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--format", default="png", choices=sorted(FORMATS))
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -244,9 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  results = colorize_files(colorizer, args.inputs, args.out, batch_size=args.batch_size, fmt=args.format,
-                           overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels,
-                           writers=args.writers, png_compress_level=args.png_compress_level)
+  try:
+    results = colorize_files(colorizer, args.inputs, args.out, batch_size=args.batch_size, fmt=args.format,
+                             overwrite=args.overwrite, sheet=args.sheet, max_pixels=args.max_pixels,
+                             writers=args.writers, png_compress_level=args.png_compress_level, hints=args.hints)
+  except hint_file.HintError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   count = {s: sum(r.status == s for r in results) for s in ("done", "kept", "failed")}
   print(f"{count['done']} colorized, {count['kept']} kept, {count['failed']} failed", file=sys.stderr)
   for r in results:

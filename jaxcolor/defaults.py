@@ -22,6 +22,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.init_from = ""  # start from a reference model ("vivid", "accurate") or a run's workdir (fine-tuning)
   c.init_from_exclude = ()  # variable paths kept at their fresh init, e.g. ("params/head",): another head's body
   c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
+  # Color hints simulated in training for a hint-taking model (jaxcolor.hints; Zhang et al. 2017): per photo a
+  # geometric number of points (P(none) = p), square patches of patch_sizes px at "gaussian" or "uniform" places.
+  c.hints = ml_collections.ConfigDict(dict(enabled=False, p=0.125, max_points=64, patch_sizes=tuple(range(1, 10)),
+                                           location="gaussian"))
 
   # Task: what is predicted and how it is scored.
   c.head = "regression"  # or "classification"

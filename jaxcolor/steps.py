@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxcolor import hints as hints_lib
 from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
 from jaxcolor.losses.inputs import LossInputs
@@ -57,8 +58,8 @@ def init_state(rng: Array, *, model: nn.Module, tx: optax.GradientTransformation
 def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
                tx: optax.GradientTransformation, task: task_lib.ColorTask,
                loss_fn: Callable[[LossInputs], tuple[Array, dict[str, Array]]],
-               axis_name: str | None = None, pass_loss_to_optimizer: bool = False
-               ) -> tuple[TrainState, dict[str, Array]]:
+               axis_name: str | None = None, pass_loss_to_optimizer: bool = False,
+               hint_sampler: hints_lib.HintSampler | None = None) -> tuple[TrainState, dict[str, Array]]:
   """One optimizer step on batch {"image": uint8 (B, H, W, 3), "mask": bool (B,)}.
 
   `loss_fn` (an `objective.Objective`) maps the batch's LossInputs to (total, {logged term: value}); its
@@ -66,17 +67,21 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
   Under pmap (`axis_name` set) gradients, losses and BatchNorm statistics are averaged over devices; the
   model must then have been built with bn_axis_name=axis_name. When every term takes a deferred 1x1 head
   (`loss_fn.head_input`, e.g. cross-entropy), the head's projection is left to the loss (`head_loss`, on CPU).
+  `hint_sampler`: the model takes color hints, simulated from the truth with the step's key (`jaxcolor.hints`).
   Returns the new state and scalar metrics.
   """
   rng = jax.random.fold_in(jax.random.wrap_key_data(state.rng, impl=RNG_IMPL), state.step)
   l, ab, target, pixel_weights = task.batch_targets(batch["image"])
   mask = batch.get("mask")
   defer = task.head == "classification" and getattr(loss_fn, "head_input", False)
+  extra = {}
+  if hint_sampler is not None:  # from the full-resolution truth (`ab` above is at the output resolution)
+    extra["hints"] = hint_sampler(jax.random.fold_in(rng, hints_lib.STREAM), task.full_ab(batch["image"]))
 
   def loss_of(params):
     with head_loss.deferred_head() if defer else contextlib.nullcontext():
       outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, l, train=True,
-                                     rngs={"dropout": rng}, mutable=["batch_stats"])
+                                     rngs={"dropout": rng}, mutable=["batch_stats"], **extra)
     inputs = LossInputs(outputs=outputs, images=batch["image"], l=l, ab=ab, target=target,
                         pixel_weights=pixel_weights, mask=mask, step=state.step, rng=rng, task=task,
                         loss_state=state.loss_state)
@@ -89,8 +94,8 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
     loss, terms = jax.lax.pmean((loss, terms), axis_name)
   loss_state, side = loss_fn.update(inputs, axis_name) if state.loss_state else (state.loss_state, {})
   finite = jnp.all(jnp.isfinite(jnp.stack([loss, *side.values()])))
-  extra = {"value": loss} if pass_loss_to_optimizer else {}
-  opt_updates, opt_state = tx.update(grads, state.opt_state, state.params, **extra)
+  value = {"value": loss} if pass_loss_to_optimizer else {}
+  opt_updates, opt_state = tx.update(grads, state.opt_state, state.params, **value)
   params = optax.apply_updates(state.params, opt_updates)
   new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                             batch_stats=updates.get("batch_stats", state.batch_stats), loss_state=loss_state)
@@ -99,7 +104,9 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
 
 
 def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, task: task_lib.ColorTask,
-                      decoding: str | None = None, temperature: float | None = None) -> Array:
-  """L (B, H, W, 1) in [0, 100] -> ab (B, H, W, 2): the inference path of colorize / evaluate."""
-  outputs = model.apply(variables, l, train=False)
+                      decoding: str | None = None, temperature: float | None = None,
+                      hints: Array | None = None) -> Array:
+  """L (B, H, W, 1) in [0, 100] (and hint channels (B, H, W, 3) for a hint-taking model) -> ab (B, H, W, 2):
+  the inference path of colorize / evaluate."""
+  outputs = model.apply(variables, l, train=False, **({} if hints is None else {"hints": hints}))
   return task.to_ab(outputs, l, decoding, temperature)

@@ -76,6 +76,10 @@ class ColorTask:
     weights = None if self.class_weights is None else prior.pixel_weights(target, self.class_weights)
     return l, ab, target, weights
 
+  def full_ab(self, images: Array) -> Array:
+    """uint8 (B, H, W, 3) -> true ab (B, H, W, 2) in Lab units at the input resolution (hint simulation)."""
+    return color.rgb_to_l_ab(images)[1]
+
   def to_ab(self, outputs: Array, l: Array, decoding: str | None = None,
             temperature: float | None = None) -> Array:
     """Model outputs -> ab (B, H, W, 2) in Lab units at the input resolution of L (B, H, W, 1)."""

@@ -21,7 +21,7 @@ from absl import logging
 from clu import metric_writers
 from etils import epath
 
-from jaxcolor import builders, checkpoint, optim, parallel, steps, storage
+from jaxcolor import builders, checkpoint, hints, optim, parallel, steps, storage
 from jaxcolor.colorspace import color
 from jaxcolor.cpu import compiler
 from jaxcolor.data import input_pipeline, prefetch
@@ -159,7 +159,8 @@ class Trainer:
 
   def compile_steps(self) -> None:
     step = functools.partial(steps.train_step, model=self.model, tx=self.tx, task=self.task,
-                             loss_fn=self.loss_fn, pass_loss_to_optimizer=optim.needs_value(self.config))
+                             loss_fn=self.loss_fn, pass_loss_to_optimizer=optim.needs_value(self.config),
+                             hint_sampler=hints.sampler_from_config(self.config))
     if self.pmap:
       self.train_step = jax.pmap(functools.partial(step, axis_name=parallel.PMAP_AXIS),
                                  axis_name=parallel.PMAP_AXIS, donate_argnums=(0,))

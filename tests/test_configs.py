@@ -24,7 +24,7 @@ CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem 
 # Pretrained-encoder models: their local runs take 40-100 s on a busy 2-core CPU (compiling the encoder graphs
 # over 8 host devices dominates). Marked slow: CI's `-m "not slow"` leaves them out.
 HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae", "reference_accurate",
-         "reference_vivid"}  # the reference recipes: efficientnet_unet's network (not slow) with their objectives
+         "reference_vivid", "reference_guided"}  # the reference recipes: efficientnet_unet's network (not slow) with their objectives
 # Loop settings of a 2-step smoke run; every local variant has them, except unet_cls's, a 40-step demo run.
 TWO_STEPS = dict(total_steps=2, eval_every=0, eval_batches=1, log_every=1, checkpoint_every=2, prior_batches=2)
 
@@ -111,6 +111,21 @@ def test_invalid_config_fails_before_compiling(overrides, match, monkeypatch):
   monkeypatch.setattr(jax, "pmap", no_compile)
   with pytest.raises(ValueError, match=match):
     builders.check_config(config)
+
+
+def test_hints_need_a_model_that_takes_them_and_fitting_settings():
+  config = load("unet_reg", "local")
+  config.hints.enabled = True
+  with pytest.raises(ValueError, match=r"hints.enabled needs a model that takes color hints: siggraph17, or "
+                                       r"efficientnet_unet / resnet50_unet with config.model_kwargs.guided=True"):
+    builders.check_config(config)
+  config = load("siggraph17", "local")
+  for field, value, match in (("location", "corner", "choose one of: gaussian, uniform"), ("p", 0.0, r"\(0, 1\]"),
+                              ("patch_sizes", (1, 40), "up to 40 px do not fit 32 px images")):
+    bad = config.copy_and_resolve_references()
+    bad.hints[field] = value
+    with pytest.raises(ValueError, match=match):
+      builders.check_config(bad)
 
 
 def test_output_stride_is_checked_before_compiling(monkeypatch):

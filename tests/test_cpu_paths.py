@@ -24,6 +24,7 @@ VARIANTS = {
     "autoencoder": (dict(features=(4, 4, 8, 8)), 16),
     "unet": (dict(features=(8, 16, 64)), 16),
     "eccv16": (dict(width=1 / 8), 32),
+    "siggraph17": (dict(width=1 / 8), 32),  # dilated 3x3 convs, 4x4 stride-2 transposed convs
     "vgg16_ae": (dict(encoder_width=1 / 16, encoder_depths=(1, 1, 1, 1, 1), decoder_features=(4,) * 5), 32),
     "resnet50_unet": (dict(encoder_width=1 / 16, encoder_stages=(1, 1, 1, 1), decoder_features=(4,) * 5), 32),
     "koalarization": (dict(width=1 / 16, encoder_width=1 / 16, encoder_blocks=(1, 1, 1), embed_size=75,

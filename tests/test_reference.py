@@ -1,5 +1,6 @@
 """jaxcolor.inference.reference: the shipped models (a release regression test against their cards), export and loading
 without pickle, colorize / evaluate with no workdir, and fine-tuning from a shipped model (config.init_from)."""
+import importlib
 import json
 import os
 import pathlib
@@ -19,7 +20,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
   sys.path.insert(0, str(REPO))
 
-from configs import reference_accurate, reference_vivid  # noqa: E402
 
 
 # --- the release: every shipped model loads, and colorizes Kodak photos as its card says --------------------
@@ -31,7 +31,7 @@ def test_shipped_model_is_installed_small_and_pickle_free(name):
   for f in ("config.json", "MODEL_CARD.md", reference.CARD_FILE):
     assert (folder / f).is_file(), f"{name}: {f} missing"
   model = reference.load(name)  # np.load(..., allow_pickle=False) throughout
-  config = reference_accurate.get_config() if name == "accurate" else reference_vivid.get_config()
+  config = importlib.import_module(f"configs.reference_{name}").get_config()
   assert model.config["model"] == config.model and model.config["head"] == config.head
   expected = builders.build_model(config, 313 if config.head == "classification" else 2)
   shapes = jax.eval_shape(lambda: expected.init(jax.random.key(0), np.zeros((1, 64, 64, 1)), train=False))
@@ -48,6 +48,10 @@ def test_shipped_model_matches_its_card_on_kodak(name, shared_data):
   got = reference.release_metrics(run, photos)
   for key in ("psnr", "auc"):
     assert abs(got[key] - check[key]) <= 0.05, f"{name}: {key} {got[key]:.4f}, card says {check[key]:.4f}"
+  if run.takes_hints:  # and with hints read off the photos, given as `colorize --hints` gives them
+    hinted, check = reference.release_metrics(run, photos, hints=check["hints"]), check["with_hints"]
+    for key in ("psnr", "auc"):
+      assert abs(hinted[key] - check[key]) <= 0.05, f"{name} with hints: {key} {hinted[key]:.4f}, card: {check[key]:.4f}"
 
 
 def test_default_and_unknown_names():
@@ -153,7 +157,7 @@ def test_init_from_a_different_model_fails_naming_the_paths(exported, tiny_run_d
 def test_init_from_unknown_fails_before_compilation(tiny_run_dir, tmp_path):
   config = _tiny_config(tiny_run_dir)
   config.init_from = str(tmp_path / "nowhere")
-  with pytest.raises(ValueError, match="neither a reference model \\(accurate, vivid\\) nor a run directory"):
+  with pytest.raises(ValueError, match="neither a reference model \\(accurate, vivid, guided\\) nor a run directory"):
     builders.check_config(config)
 
 

@@ -49,6 +49,24 @@ def test_crash_and_resume_gives_the_uninterrupted_params(data_dir, tmp_path, mon
                                                                                 ["params"])[0])
 
 
+def test_crash_and_resume_with_hints_gives_the_uninterrupted_params(data_dir, tmp_path, monkeypatch, no_eval):
+  """Hints simulated in the step (jaxcolor.hints) draw from the step-folded key: resume stays exact, and the
+  hints do reach the model (the run differs from one without them)."""
+  import ml_collections
+  cfg = tiny_config(data_dir, model="siggraph17")
+  cfg.model_kwargs = ml_collections.ConfigDict(dict(width=1 / 16))
+  cfg.hints.enabled, cfg.hints.patch_sizes = True, (1, 2, 3)
+  ref = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "ref"))
+  with monkeypatch.context() as m:
+    hook_steps(m, crash_after_step_5)
+    with pytest.raises(Crash):
+      train.train_and_evaluate(cfg, tmp_path / "run")
+  assert_trees_equal(jax.device_get(train.train_and_evaluate(cfg, tmp_path / "run")), ref)
+  cfg.hints.enabled = False
+  without = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "without"))
+  assert not np.array_equal(without.params["conv1_1"]["kernel"], ref.params["conv1_1"]["kernel"])
+
+
 # -- 2. SIGTERM ----------------------------------------------------------------------------------------
 
 

@@ -208,6 +208,14 @@ def init_note(cfg: Any) -> str:
   return f"the weights of `{pathlib.Path(cfg.init_from).name}`{skip}; the prior estimated from the training data"
 
 
+def recipe_facts(cfg: Any) -> dict[str, Any]:
+  """The training settings a card states: data, sizes, batch, learning rate (and per-prefix factors), warm-up."""
+  return dict(data=f"{cfg.dataset} mixed with " + ", ".join(f"{d} ({w:.0%})" for d, w in cfg.get("mix_datasets") or ()),
+              image_size=cfg.image_size, inference_size=cfg.get("inference_size") or cfg.image_size,
+              batch=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+              lr_note="".join(f"; `{p}` at {m}x" for p, m in cfg.get("lr_multipliers") or ()))
+
+
 def loss_terms(cfg: Any) -> str:
   """The objective as trained: its weighted terms (config.losses) when any is set, else config.loss."""
   terms = [f"{w:g} x {n}" for n, w in sorted((cfg.get("losses") or {}).items()) if w]
@@ -307,12 +315,7 @@ def main() -> None:
                    f"T = {cfg.temperature}" if cfg.head == "classification" else ""),
         encoder=(f"EfficientNet-{cfg.model_kwargs.variant.title()}, started from {pretrained.SOURCE}; the shipped "
                  f"weights are its fine-tuned version (Apache-2.0)." if encoder else "none (trained from scratch)."),
-        data=(f"{cfg.dataset} mixed with "
-              + ", ".join(f"{d} ({w:.0%})" for d, w in cfg.get("mix_datasets") or ())),
-        image_size=cfg.image_size, inference_size=cfg.get("inference_size") or cfg.image_size, batch=cfg.batch_size,
-        images=colorizers[name].step * cfg.batch_size, learning_rate=cfg.learning_rate,
-        lr_note="".join(f"; `{p}` at {m}x" for p, m in cfg.get("lr_multipliers") or ()),
-        warmup_steps=cfg.warmup_steps, wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
+        images=colorizers[name].step * cfg.batch_size, **recipe_facts(cfg), wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
         budget_note=notes.get(name, "one run."), init_note=init_note(cfg), metrics=results[name],
         limits=limits.get(name, ""), storage_note=", float16" if a.float16 else "",
         release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))

@@ -258,7 +258,7 @@ def decode(logits: Array, bins: ABBins, method: str = "annealed_mean",
     temperature = 1.0
   elif method != "annealed_mean":
     raise ValueError(f"unknown decoding {method!r}; choose one of: {', '.join(DECODINGS)}")
-  if temperature <= 0:
+  if isinstance(temperature, (int, float)) and temperature <= 0:  # (a traced temperature is checked by its caller)
     raise ValueError(f"annealed-mean temperature must be > 0, got {temperature}")
   return jax.nn.softmax(logits / temperature, axis=-1) @ centers
 

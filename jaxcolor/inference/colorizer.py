@@ -67,38 +67,75 @@ class Colorizer:
       raise ValueError(f"model input size {self.size} must be a positive multiple of {self.config.model}'s "
                        f"output stride {stride}")
     self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
-    self._predict = self.predictor(decoding, temperature, resize=False)
+    self.takes_hints = bool(getattr(self.model, "takes_hints", False))
+    self.temperature = float(temperature if temperature is not None else self.config.get("temperature", 0.38))
+    self._predict = self._hinted_predictor(decoding)
 
-  def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True):
+  def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True,
+                hint_points: int = 0, hint_seed: int = 0):
     """Jitted (variables, uint8 (B, S, S, 3)) -> ab (B, S, S, 2) in Lab units, under the given decoding.
 
     resize=True: the model runs at `self.size` whatever S (antialiased cubic resize of the RGB on device,
-    then the ab upsampled bilinearly back to S); False: it runs at S.
+    then the ab upsampled bilinearly back to S); False: it runs at S. hint_points > 0 (a hint-taking model):
+    that many hints per photo, simulated from the photo's own colors at the model's input size as in training
+    (`jaxcolor.hints.HintSampler`, the run's config.hints) from the key `hint_seed` (the evaluation of hints).
     """
     import jax
     import jax.numpy as jnp
-    from jaxcolor import steps
+    from jaxcolor import hints, steps
     from jaxcolor.colorspace import color
     from jaxcolor.cpu import compiler
     from jaxcolor import task as task_lib
+    if hint_points and not self.takes_hints:
+      raise ValueError(f"{self.source} does not take color hints ({self.config.model})")
     predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding,
                                 temperature=temperature)
+    sampler = hints.sampler_from_fields(self.config.get("hints") or {})
 
     def fn(variables: Any, images: Any) -> Any:
       b, h, w, _ = images.shape
       rgb = color.to_float_rgb(images)
       if resize and (h, w) != (self.size, self.size):
         rgb = jnp.clip(jax.image.resize(rgb, (b, self.size, self.size, 3), "cubic", antialias=True), 0.0, 1.0)
-      ab = predict(variables, color.rgb_to_l_ab(rgb)[0])  # (B, s, s, 2)
-      return task_lib.upsample(ab, h, w)
+      l, ab = color.rgb_to_l_ab(rgb)
+      given = sampler(jax.random.key(hint_seed), ab, num_points=hint_points) if hint_points else None
+      return task_lib.upsample(predict(variables, l, hints=given), h, w)  # (B, s, s, 2) -> (B, h, w, 2)
     return compiler.jit(fn)
 
-  def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int) -> list[np.ndarray]:
-    """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile)."""
+  def _hinted_predictor(self, decoding: str | None):
+    """Jitted (variables, uint8 (B, s, s, 3), hint channels (B, s, s, 3) or None, temperature (scalar)) -> ab
+    (B, s, s, 2); the temperature is an argument, so changing it (the app's slider) compiles nothing."""
+    from jaxcolor import steps
+    from jaxcolor.colorspace import color
+    from jaxcolor.cpu import compiler
+    predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding)
+    return compiler.jit(lambda variables, images, hints, temperature: predict(
+        variables, color.rgb_to_l_ab(images)[0], hints=hints, temperature=temperature))
+
+  def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int,
+                 hints: Sequence[np.ndarray | None] | None = None,
+                 temperature: float | None = None) -> list[np.ndarray]:
+    """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile).
+
+    hints: per photo, hint channels (size, size, 3) at the model's input size (`jaxcolor.inference.hint_file`)
+    or None (no hints); only for a model that takes hints. temperature: the annealed mean's (classification;
+    default: the one this Colorizer was made with, else the run's).
+    """
+    t = np.float32(self.temperature if temperature is None else temperature)
+    if t <= 0:
+      raise ValueError(f"temperature must be > 0, got {temperature}")
+    if hints is not None and any(h is not None for h in hints) and not self.takes_hints:
+      raise ValueError(f"{self.source} does not take color hints ({self.config.model}); use --model=guided or a "
+                       f"run trained with hints")
     small = [np.asarray(Image.fromarray(x).resize((self.size, self.size), Image.BICUBIC)) for x in rgbs]
+    empty = np.zeros((self.size, self.size, 3), np.float32)
+    given = [empty if hints is None or hints[i] is None else np.asarray(hints[i], np.float32)
+             for i in range(len(small))]
     out = []
     for i in range(0, len(small), batch_size):
-      chunk = small[i:i + batch_size]
-      pad = [np.zeros_like(chunk[0])] * (batch_size - len(chunk))
-      out.extend(np.asarray(self._predict(self.variables, np.stack(chunk + pad)))[:len(chunk)])
+      chunk, chunk_hints = small[i:i + batch_size], given[i:i + batch_size]
+      pad = batch_size - len(chunk)
+      images = np.stack(chunk + [np.zeros_like(chunk[0])] * pad)
+      hint_batch = np.stack(chunk_hints + [empty] * pad) if self.takes_hints else None
+      out.extend(np.asarray(self._predict(self.variables, images, hint_batch, t))[:len(chunk)])
     return out

@@ -10,7 +10,7 @@ Each model is a folder `jaxcolor/reference_models/<name>/` installed as package 
                                      ("params/down0/conv0/Conv_0/kernel"), read with allow_pickle=False;
   card.json                          training facts and the metrics measured at release (the release test
                                      compares against them); MODEL_CARD.md and its figures for people.
-The recipes are `configs/reference_accurate.py` and `configs/reference_vivid.py`.
+The recipes are `configs/reference_<name>.py`.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ MODELS: dict[str, str] = {
                 "where unsure",
     "vivid": "EfficientNet-Lite0 U-Net, classification over 313 ab bins, rebalanced, annealed mean (Zhang et al. "
              "2016): colorful, confident hues",
+    "guided": "the accurate network with color hints (Zhang et al. 2017): give a few colors with --hints, it colors "
+              "around them; without hints it colorizes automatically",
 }
 DEFAULT = "vivid"
 VARIABLES_FILE = "variables.npz"
@@ -172,16 +174,21 @@ def merge_init_variables(loaded: Mapping[str, Any], fresh: Mapping[str, Any], so
   return traverse_util.unflatten_dict({k: (v if excluded(k) else old[k]) for k, v in new.items()}, sep=_SEP)
 
 
-def release_metrics(colorizer: Any, photos: Sequence[np.ndarray]) -> dict[str, float]:
+def release_metrics(colorizer: Any, photos: Sequence[np.ndarray], hints: int = 0) -> dict[str, float]:
   """Mean PSNR (dB) and AuC (%) of full-resolution colorize outputs against the photos (the release check).
 
   Computed exactly as `colorize` produces outputs (host resize to the model's size, ab upsampled and merged
   with each photo's own L, uint8), so the number pins down the shipped weights and the whole inference path.
+  hints > 0 (a hint-taking model): that many hints per photo read off the photo (`hint_file.from_truth`, seed 0),
+  given as `colorize --hints` gives them.
   """
   from jaxcolor.colorspace import color
   from jaxcolor.evaluation import metrics
-  from jaxcolor.inference import merge
-  abs_ = colorizer.predict_ab(list(photos), batch_size=len(photos))
+  from jaxcolor.inference import hint_file, merge
+  given = None
+  if hints:
+    given = [hint_file.channels(hint_file.from_truth(p, hints), p.shape[:2], colorizer.size) for p in photos]
+  abs_ = colorizer.predict_ab(list(photos), batch_size=len(photos), hints=given)
   psnrs, aucs = [], []
   for photo, ab in zip(photos, abs_):
     out, truth = merge.merge(photo, ab)[None], photo[None]  # (1, H, W, 3): the metrics are per example

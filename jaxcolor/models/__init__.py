@@ -6,6 +6,8 @@ Every model maps L of shape (batch, H, W, 1), in Lab units [0, 100], to either
 where H', W' = H / output_stride, W / output_stride (the module's `output_stride` class attribute; 1 for most,
 4 for eccv16). Each model normalizes its own input (e.g. (L - 50) / 100, or the pretrained encoder's RGB
 preprocessing). All take `dtype` (compute) and `param_dtype` (parameters) and `__call__(l, *, train)`.
+Models whose `takes_hints` is true (siggraph17; efficientnet_unet and resnet50_unet with guided=True) also take
+color hints, `__call__(l, *, train, hints=None)` with hints (batch, H, W, 3) (`jaxcolor.hints`).
 
 To add a model: write the module in its own file and add one line to MODELS below.
 """
@@ -22,6 +24,7 @@ from jaxcolor.models.efficientnet_unet import EfficientNetUNet
 from jaxcolor.models.hybrid import HybridUNet
 from jaxcolor.models.koalarization import Koalarization
 from jaxcolor.models.resnet_unet import ResNet50UNet
+from jaxcolor.models.siggraph17 import SIGGRAPH17
 from jaxcolor.models.unet import UNet
 from jaxcolor.models.vgg_ae import VGG16AE
 
@@ -31,6 +34,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "autoencoder": Autoencoder,  # seeds 003 sec. 5 and 001 (target "lab" or "rgb")
     "unet": UNet,  # seed 000
     "eccv16": ECCV16,  # Zhang et al. 2016
+    "siggraph17": SIGGRAPH17,  # Zhang et al. 2017, user-guided (takes color hints)
     # pretrained-encoder backbones (local Keras .h5 weights, see models.keras_weights and models.pretrained)
     "vgg16_ae": VGG16AE,  # seed 003 sec. 6.1
     "resnet50_unet": ResNet50UNet,  # seed 004

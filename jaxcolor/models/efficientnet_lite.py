@@ -150,10 +150,14 @@ class EfficientNetLite(nn.Module):
     return stage_plan(self.width if self.width is not None else width, self.depth if self.depth is not None else depth)
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
+  def __call__(self, x: jax.Array, *, train: bool = False,
+               stem_extra: jax.Array | None = None) -> dict[str, jax.Array]:
+    """stem_extra: (B, H/2, W/2, 32) added to the stem's output (color hints, `hint_branch`), or None."""
     bn = lambda name: _bn(train, self.dtype, self.param_dtype, name)
     conv = lambda f, k, name, stride=1: _conv(f, k, name, self.dtype, self.param_dtype, stride)
     x = nn.relu6(bn("stem_bn")(conv(STEM_FEATURES, 3, "stem_conv", 2)(x.astype(self.dtype))))  # (B, H/2, W/2, 32)
+    if stem_extra is not None:
+      x = x + stem_extra.astype(x.dtype)
     plan = self.stages()
     total = sum(s.repeats for s in plan)
     feats, index = {}, 0

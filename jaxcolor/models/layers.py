@@ -175,15 +175,18 @@ class UpConvBN(nn.Module):
 
 
 def decode_with_skips(x: jax.Array, skips: list[jax.Array], features: Sequence[int], *, train: bool,
-                      **layer_kwargs: Any) -> jax.Array:
+                      extras: Sequence[jax.Array] | None = None, **layer_kwargs: Any) -> jax.Array:
   """The U-Net decoder over a pretrained encoder's stages, in the calling module's scope: per level, a 3x3
   stride-2 transposed conv -> BN -> ReLU ("up{i}") doubles the resolution, the encoder feature of that
   resolution (skips[i]) is concatenated, and a 3x3 conv -> BN -> ReLU ("mix{i}") mixes them.
-  x: (B, h, w, C) -> (B, h * 2^n, w * 2^n, features[-1]) for n = len(features) levels."""
-  if len(skips) != len(features):
-    raise ValueError(f"{len(features)} decoder levels need as many skips, got {len(skips)}")
+  extras: per level, a map (B, 2h, 2w, f) added to the upsampled features before the mix (color hints,
+  `hint_branch.HintBranch`). x: (B, h, w, C) -> (B, h * 2^n, w * 2^n, features[-1]) for n = len(features) levels."""
+  if len(skips) != len(features) or (extras is not None and len(extras) != len(features)):
+    raise ValueError(f"{len(features)} decoder levels need as many skips (and extras), got {len(skips)}")
   for i, (f, skip) in enumerate(zip(features, skips)):
     x = UpConvBN(f, name=f"up{i}", **layer_kwargs)(x, train=train)  # (B, 2h, 2w, f)
+    if extras is not None:
+      x = x + extras[i].astype(x.dtype)
     x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
     x = ConvBN(f, name=f"mix{i}", **layer_kwargs)(x, train=train)
   return x
@@ -232,7 +235,8 @@ class OutputHead(nn.Module):
 class ColorModel(nn.Module):
   """Fields and class attributes every colorization model shares (the contract in `jaxcolor.models`).
 
-  Subclasses implement `__call__(self, l, *, train)` with l of shape (B, H, W, 1) in [0, 100] and return
+  Subclasses implement `__call__(self, l, *, train)` (hint-taking models: `__call__(self, l, *, train,
+  hints=None)`, see `takes_hints`) with l of shape (B, H, W, 1) in [0, 100] and return
   float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins): what `output_head()` returns.
   """
   output_stride: ClassVar[int] = 1  # input size / output size
@@ -247,6 +251,12 @@ class ColorModel(nn.Module):
   def __post_init__(self) -> None:
     check_head(self.head)  # fail at construction, not at the first init
     super().__post_init__()
+
+  @property
+  def takes_hints(self) -> bool:
+    """Whether `__call__` takes color hints (`hints=` (B, H, W, 3), `jaxcolor.hints`): models with a `guided`
+    field take them when it is set (`hint_branch`)."""
+    return bool(getattr(self, "guided", False))
 
   @property
   def layer_kwargs(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ concatenates the centred L itself, so edges of the input reach the head directly
 
 Input: L -> sRGB grey, three channels, ResNet50 "caffe" preprocessing. Pretrained weights:
 `pretrained.load_pretrained(model, variables, {"resnet": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"})`.
+guided=True: takes color hints (`jaxcolor.hints`), added to every decoder level by a `hint_branch.HintBranch`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from typing import ClassVar
 import flax.linen as nn
 import jax
 
+from jaxcolor import hints as hints_lib
+from jaxcolor.models.hint_branch import HintBranch
 from jaxcolor.models.keras_weights import encoder_input
 from jaxcolor.models.layers import ColorModel, center_l, check_divisible, decode_with_skips
 from jaxcolor.models.resnet import RESNET50_STAGES, ResNet50Encoder
@@ -33,6 +36,7 @@ class ResNet50UNet(ColorModel):
   encoder_stages: Sequence[int] = RESNET50_STAGES
   decoder_features: Sequence[int] = (256, 128, 64, 32, 16)  # H/16, H/8, H/4, H/2, H
   finetune_encoder_bn: bool = False  # False: encoder BN keeps its running (ImageNet) statistics, also in training
+  guided: bool = False  # takes color hints
 
   def encoders(self) -> dict[str, nn.Module]:
     """Submodule name -> (unbound) encoder, for `pretrained.load_pretrained`."""
@@ -43,7 +47,9 @@ class ResNet50UNet(ColorModel):
                            param_dtype=self.param_dtype, **kwargs)
 
   @nn.compact
-  def __call__(self, l: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, l: jax.Array, *, train: bool, hints: jax.Array | None = None) -> jax.Array:
+    if hints is not None and not self.guided:
+      raise ValueError("ResNet50UNet takes color hints only with guided=True")
     if len(self.decoder_features) != 5:
       raise ValueError(f"ResNet50UNet has 5 decoder levels, got decoder_features={tuple(self.decoder_features)}")
     check_divisible(l, 32, "ResNet50UNet")
@@ -54,5 +60,9 @@ class ResNet50UNet(ColorModel):
     x = feats[stages[3]]  # (B, H/32, W/32, 2048)
     skips = [feats[stages[2]], feats[stages[1]], feats[stages[0]], feats["conv1_relu"],
              center_l(l, 50.0, self.dtype)]  # H/16, H/8, H/4, H/2, H
-    x = decode_with_skips(x, skips, self.decoder_features, train=train, **kw)  # (B, H, W, 16)
+    maps = None
+    if self.guided:
+      maps = HintBranch((16, 8, 4, 2, 1), tuple(self.decoder_features), dtype=self.dtype, param_dtype=self.param_dtype,
+                        name="hints")(hints if hints is not None else hints_lib.no_hints(l))
+    x = decode_with_skips(x, skips, self.decoder_features, train=train, extras=maps, **kw)  # (B, H, W, 16)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

@@ -1,0 +1,146 @@
+"""PSNR and AuC against the number of color hints, as Zhang et al. 2017's figure: python -m jaxcolor.evaluate_hints.
+
+    python -m jaxcolor.evaluate_hints --model=guided --out=/tmp/hints_eval            # Kodak24 and photos_256
+    python -m jaxcolor.evaluate_hints --workdir=RUN --datasets=kodak24 --counts=0,1,5,10 --references=accurate \
+        --data_dir=/tmp/tfds --out=/tmp/hints_eval [--size=256] [--seed=0] [--max_batches=N]
+
+For each dataset (photos center-cropped to --size, the hint-taking model at its own input size), the model is
+scored with N hints per photo for each N of --counts, the hints simulated from the photo's true colors as in
+training (`jaxcolor.hints.HintSampler` with exactly N points) from the fixed key --seed, so every run of the
+command, and every model, sees the same hints. Beside it: gray (ab = 0), the constant tint, and the automatic
+--references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and draws
+hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from jaxcolor import evaluate, storage
+from jaxcolor.inference import reference
+
+COUNTS = (0, 1, 2, 5, 10, 20, 50)  # the paper's figure's axis, from 0
+DATASETS = ("kodak24", "photos_256")
+METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"))
+_COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (140, 86, 75), (120, 120, 120),
+           (200, 140, 60)]
+
+
+def hint_curve(source: str, *, datasets: Sequence[str] = DATASETS, counts: Sequence[int] = COUNTS,
+               references: Sequence[str] = ("accurate",), data_dir: str = "~/tensorflow_datasets", size: int = 256,
+               seed: int = 0, batch_size: int = 8, max_batches: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+  """{dataset: {row: metrics}}: rows "N hints" for the model, then gray, tint and each reference."""
+  out = {}
+  for dataset in datasets:
+    kw = dict(data_dir=data_dir, size=size, batch_size=batch_size, max_batches=max_batches)
+    rows = evaluate.evaluate_run(source, dataset, hint_counts=counts, hint_seed=seed, **kw)
+    table = {f"{n} hints": rows[f"model ({n} hints)"] for n in counts}
+    table.update({label: rows[label] for label in evaluate.BASELINE_ROWS.values()})
+    for ref in references:
+      table[f"{ref} (automatic)"] = evaluate.evaluate_run(ref, dataset, **kw)["model"]
+    out[dataset] = table
+  return out
+
+
+def markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
+  """Rows: hint counts and baselines; columns: PSNR and AuC per dataset."""
+  sets = list(results)
+  head = "| | " + " | ".join(f"{d} {label}" for d in sets for _, label in METRICS) + " |"
+  lines = [head, "|---|" + "---|" * (len(sets) * len(METRICS))]
+  for row in results[sets[0]]:
+    cells = [f"{results[d][row][k]:.2f}" if row in results[d] else "" for d in sets for k, _ in METRICS]
+    lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def plot(results: dict[str, dict[str, dict[str, float]]], path, width: int = 900, height: int = 300) -> None:
+  """One panel per (dataset, metric): the model's value against the number of hints (x: log(1 + N)), the
+  baselines and references as horizontal lines."""
+  panels = [(d, k, label) for d in results for k, label in METRICS]
+  panel_w, pad = width // len(panels), 40
+  img = Image.new("RGB", (width, height), "white")
+  draw = ImageDraw.Draw(img)
+  draw.font = ImageFont.load_default(size=12)
+  for p, (dataset, key, label) in enumerate(panels):
+    rows = results[dataset]
+    curve = [(int(name.split()[0]), v[key]) for name, v in rows.items() if name.endswith(" hints")]
+    flat = {name: v[key] for name, v in rows.items() if not name.endswith(" hints")}
+    ys = [v for _, v in curve] + list(flat.values())
+    lo, hi = min(ys), max(ys)
+    lo, hi = lo - 0.05 * (hi - lo + 1e-6), hi + 0.05 * (hi - lo + 1e-6)
+    x0, xmax = p * panel_w, np.log1p(max(n for n, _ in curve))
+    sx = lambda n: x0 + pad + np.log1p(n) / max(xmax, 1e-6) * (panel_w - pad - 10)
+    sy = lambda v: height - pad - (v - lo) / (hi - lo) * (height - 2 * pad - 16)
+    draw.rectangle([x0 + pad, pad, x0 + panel_w - 10, height - pad], outline="black")
+    draw.text((x0 + pad, 8), f"{dataset}: {label}", fill="black")
+    for v in np.linspace(lo, hi, 5):
+      draw.text((x0 + 2, sy(v) - 6), f"{v:.1f}", fill="black")
+    for n, _ in curve:
+      draw.text((sx(n) - 4, height - pad + 4), str(n), fill="black")
+    for i, (name, v) in enumerate(flat.items()):
+      draw.line([(x0 + pad, sy(v)), (x0 + panel_w - 10, sy(v))], fill=_COLORS[(i + 1) % len(_COLORS)], width=1)
+    pts = [(sx(n), sy(v)) for n, v in sorted(curve)]
+    draw.line(pts, fill=_COLORS[0], width=2)
+    for x, y in pts:
+      draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=_COLORS[0])
+  first = next(iter(results.values()))
+  legend = ["model with N hints (x: N)"] + [name for name in first if not name.endswith(" hints")]
+  for i, name in enumerate(legend):
+    draw.text((pad + 150 * i, height - 16), f"-- {name}", fill=_COLORS[i % len(_COLORS)])
+  img.save(path, format="PNG")
+
+
+def _ints(text: str) -> list[int]:
+  values = [int(s) for s in text.split(",") if s.strip()]
+  if not values or min(values) < 0:
+    raise argparse.ArgumentTypeError(f"expected comma-separated counts >= 0, got {text!r}")
+  return values
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--workdir", default=None, help="a run trained with hints")
+  p.add_argument("--model", default=None, choices=sorted(reference.MODELS), help="a shipped model that takes hints")
+  p.add_argument("--datasets", default=",".join(DATASETS))
+  p.add_argument("--counts", type=_ints, default=list(COUNTS))
+  p.add_argument("--references", default="accurate", help="automatic models beside it (names or run folders)")
+  p.add_argument("--data_dir", default="~/tensorflow_datasets")
+  p.add_argument("--size", type=int, default=256)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--batch_size", type=int, default=8)
+  p.add_argument("--max_batches", type=int, default=0, help="0: whole splits")
+  p.add_argument("--out", required=True)
+  p.add_argument("--overwrite", action="store_true")
+  args = p.parse_args(argv)
+  if bool(args.workdir) == bool(args.model):
+    p.error("give exactly one of --workdir (a run trained with hints) or --model (a shipped model)")
+  out = storage.path(args.out)
+  files = {k: out / f"hints_curve.{k}" for k in ("json", "md", "png")}
+  if not args.overwrite and any(f.exists() for f in files.values()):
+    print(f"{out} holds hints_curve results; pass --overwrite to replace them", file=sys.stderr)
+    return 1
+  try:
+    results = hint_curve(args.workdir or args.model, datasets=[d for d in args.datasets.split(",") if d],
+                         counts=args.counts, references=[r for r in args.references.split(",") if r],
+                         data_dir=args.data_dir, size=args.size, seed=args.seed, batch_size=args.batch_size,
+                         max_batches=args.max_batches)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  table = markdown(results)
+  print(table)
+  out.mkdir(parents=True, exist_ok=True)
+  storage.write_atomic(files["json"], json.dumps(results, indent=1).encode())
+  storage.write_atomic(files["md"], (table + "\n").encode())
+  storage.write_atomic(files["png"], lambda f: plot(results, f))
+  print(f"wrote {files['md']}, {files['json']} and {files['png']}", file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
