@@ -76,7 +76,10 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
   defer = task.head == "classification" and getattr(loss_fn, "head_input", False)
   extra = {}
   if hint_sampler is not None:  # from the full-resolution truth (`ab` above is at the output resolution)
-    extra["hints"] = hint_sampler(jax.random.fold_in(rng, hints_lib.STREAM), task.full_ab(batch["image"]))
+    hint_rng = jax.random.fold_in(rng, hints_lib.STREAM)
+    if axis_name is not None:  # pmap: each device's shard draws its own hints
+      hint_rng = jax.random.fold_in(hint_rng, jax.lax.axis_index(axis_name))
+    extra["hints"] = hint_sampler(hint_rng, task.full_ab(batch["image"]))
 
   def loss_of(params):
     with head_loss.deferred_head() if defer else contextlib.nullcontext():

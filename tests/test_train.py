@@ -65,6 +65,11 @@ def test_crash_and_resume_with_hints_gives_the_uninterrupted_params(data_dir, tm
   cfg.hints.enabled = False
   without = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "without"))
   assert not np.array_equal(without.params["conv1_1"]["kernel"], ref.params["conv1_1"]["kernel"])
+  # Under pmap each device draws hints for its own shard (the key folded with the device index).
+  cfg.hints.enabled, cfg.parallelism, cfg.total_steps = True, "pmap", 2
+  pmapped = jax.device_get(train.train_and_evaluate(cfg, tmp_path / "pmap"))
+  assert int(pmapped.step[0] if pmapped.step.ndim else pmapped.step) == 2
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(pmapped.params))
 
 
 # -- 2. SIGTERM ----------------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ hints.json lists colors in the photo's own pixels: `[{{"x": 120, "y": 48, "color
   (p = 1/8: no hint for 1/8 of the photos, 7 on average), 1-9 px squares around the center (Gaussian, std a
   quarter of the side), each the true mean ab over its square.
 - Data: {c['data']}; {c['image_size']} px crops. Steps: {c['step']} x batch {c['batch']}; Adam, learning rate
-  {c['learning_rate']}, {c['warmup_steps']} warm-up steps, cosine decay{c['lr_note']}.
+  {c['learning_rate']}, {c['warmup_steps']} warm-up steps, cosine decay{c['lr_note']}. {c['budget_note']}
 - Wall time: {c['wall_minutes']:.0f} min on {c['hardware']}. Inference at {c['inference_size']} px.
 - The paper (Zhang et al. 2017) trains its own network on 1.3M ImageNet photos at 176 px for ~1M iterations,
   with a classification branch and global hints beside; here a 2-core CPU, {c['step']} steps from `accurate`,
@@ -93,6 +93,7 @@ Held-out photos at 256 px; the hints simulated from each photo's truth at the mo
 automatic models beside.
 
 {table}
+
 ![PSNR and AuC against hints](hints_curve.png)
 
 Release check (tests/test_reference.py replays it): Kodak {', '.join(c['release_check']['photos'])} through
@@ -119,6 +120,7 @@ def main() -> None:
   p.add_argument("--data_root", default=os.environ.get("JAXCOLOR_DATA", "../shared/data"),
                  help="holds eval/kodak24 (the sample sheet)")
   p.add_argument("--limits", default="", help="what the samples show the model gets wrong, for its card")
+  p.add_argument("--note", default="one run.", help="the budget as the card states it (parts, resumes)")
   p.add_argument("--float16", action="store_true", help="ship the weights as float16 (half the size)")
   p.add_argument("--out_dir", default=str(HERE))
   p.add_argument("--package_root", default=None, help="where the model is exported (default: the package)")
@@ -149,7 +151,7 @@ def main() -> None:
       params_m=sum(x.size for x in jax.tree.leaves(colorizer.variables["params"])) / 1e6,
       loss=release.loss_terms(cfg), step=colorizer.step, **release.recipe_facts(cfg),
       wall_minutes=release.curves(wd)["wall_minutes"], hardware=release.hardware(), hints_table=results,
-      limits=a.limits, storage_note=", float16" if a.float16 else "",
+      limits=a.limits, budget_note=a.note, storage_note=", float16" if a.float16 else "",
       release_check=dict(photos=list(release.RELEASE_PHOTOS), **reference.release_metrics(colorizer, photos),
                          hints=CHECK_HINTS, with_hints=reference.release_metrics(colorizer, photos, CHECK_HINTS)))
   folder = reference.export(wd, "guided", step=colorizer.step, card=card, overwrite=True, out_root=a.package_root,

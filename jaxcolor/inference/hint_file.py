@@ -145,7 +145,11 @@ def channels(hints: Sequence[Hint], photo_hw: tuple[int, int], size: int, where:
     top = int(np.clip(np.floor((hint.y + 0.5) * sy - ph / 2 + 0.5), 0, size - ph))
     left = int(np.clip(np.floor((hint.x + 0.5) * sx - pw / 2 + 0.5), 0, size - pw))
     rows.append((top, left, ph, pw))
-  ab = color.rgb_to_lab(jnp.asarray([hint.rgb for hint in hints], jnp.float32)[None] / 255.0)[..., 1:]  # (1, K, 2)
-  t, le, ph, pw = (jnp.asarray([[r[j] for r in rows]]) for j in range(4))  # (1, K) each
-  out = hints_lib.paint(t, le, ph, pw, ab, jnp.ones_like(t, bool), (size, size))
-  return np.asarray(out[0])
+  # Converted padded to a multiple of 64 colors: one shape (one compile of the eager ops) for any count up to it.
+  rgbs = np.zeros((-(-len(hints) // 64) * 64, 3), np.float32)
+  rgbs[:len(hints)] = [hint.rgb for hint in hints]
+  ab = np.asarray(color.rgb_to_lab(jnp.asarray(rgbs) / 255.0))[:len(hints), 1:]  # (K, 2)
+  out = np.zeros((size, size, hints_lib.CHANNELS), np.float32)
+  for (top, left, ph, pw), value in zip(rows, ab):  # later hints paint over earlier ones, as `hints.paint`
+    out[top:top + ph, left:left + pw] = [*(value / color.AB_SCALE), 1.0]
+  return out
