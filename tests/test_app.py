@@ -216,6 +216,14 @@ def test_the_page_colorizes_downloads_the_cli_pixels_and_follows_slider_and_hint
   assert len(d.find_elements(By.CSS_SELECTOR, "#frame-guided .hint")) == 1
   ARTIFACTS.mkdir(parents=True, exist_ok=True)
   d.save_screenshot(str(ARTIFACTS / "app.png"))
+  # Dragging the hint moves it (100 screen px to the right) and recolors there.
+  marker = d.find_element(By.CSS_SELECTOR, "#frame-guided .hint")
+  ActionChains(d).drag_and_drop_by_offset(marker, 100, 0).perform()
+  _wait(d, lambda d: d.execute_script("return state.hints[0].x") > hint["x"] + 50 and _state(d, "guided") == "done")
+  moved = d.execute_script("return state.hints[0]")
+  assert abs(moved["x"] - (hint["x"] + 100 * 400 / w)) <= 4 and abs(moved["y"] - hint["y"]) <= 2
+  assert f'"x":{moved["x"]}' in urllib.request.unquote(
+      d.execute_script("return document.getElementById('out-guided').dataset.url"))
   # A right-click removes the hint: back to the automatic colors.
   ActionChains(d).context_click(d.find_element(By.CSS_SELECTOR, "#frame-guided .hint")).perform()
   _wait(d, lambda d: "hints=" not in d.execute_script("return document.getElementById('out-guided').dataset.url")
