@@ -30,6 +30,7 @@ import concurrent.futures
 import dataclasses
 import os
 import sys
+import typing
 from collections.abc import Sequence
 
 import numpy as np
@@ -78,11 +79,12 @@ def expand_inputs(inputs: Sequence[str]) -> tuple[list[epath.Path], list[Result]
   return files, missing
 
 
-def load_photo(path: epath.Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
-  """File -> (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None); raises ValueError/OSError with the reason."""
+def load_photo(path: epath.Path | typing.BinaryIO, max_pixels: int) -> tuple[np.ndarray, np.ndarray | None]:
+  """File (a path, or an open binary file such as an upload's bytes) -> (uint8 RGB (H, W, 3), uint8 alpha (H, W)
+  or None); raises ValueError/OSError with the reason."""
   from jaxcolor.data.folder_dataset import _to_rgb
   try:
-    img = Image.open(storage.readable(path))
+    img = Image.open(path if hasattr(path, "read") else storage.readable(path))
   except Image.UnidentifiedImageError as e:
     raise ValueError("not an image: unknown or unsupported format") from e
   with img:

@@ -81,12 +81,7 @@ class Studio:
     """Decodes an uploaded file as `colorize` does; raises ValueError / OSError with the reason."""
     if not data:
       raise ValueError("empty file")
-    import tempfile
-    from etils import epath
-    with tempfile.NamedTemporaryFile(suffix="-" + (name or "photo")[-40:]) as f:
-      f.write(data)
-      f.flush()
-      rgb, alpha = colorize.load_photo(epath.Path(f.name), self.max_pixels)
+    rgb, alpha = colorize.load_photo(io.BytesIO(data), self.max_pixels)
     h, w = rgb.shape[:2]
     scale = min(1.0, self.preview_side / max(h, w))
     note = ""

@@ -68,7 +68,7 @@ class Colorizer:
                        f"output stride {stride}")
     self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
     self.takes_hints = bool(getattr(self.model, "takes_hints", False))
-    self.temperature = float(temperature if temperature is not None else self.config.get("temperature", 0.38))
+    self.temperature = float(temperature if temperature is not None else self.task.temperature)
     self._predict = self._hinted_predictor(decoding)
 
   def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True,
