@@ -69,7 +69,7 @@ def main() -> None:
                        repeats=a.repeats))
     print(f"| {shape} | {k} | {s} | " + " | ".join(f"{1e3 * t:.1f}" for t in row) + " |", flush=True)
 
-  enc = E.EfficientNetLite("lite0")
+  enc = E.EfficientNetLite("lite0", conv=conv_grad.Conv)  # its CPU forms follow the switch below, at trace time
   x = jax.random.normal(jax.random.key(2), (a.batch, a.size, a.size, 3))
   variables = jax.jit(lambda: enc.init(jax.random.key(0), x[:1]))()
 

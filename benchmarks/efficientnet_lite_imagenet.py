@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from jaxcolor.colorspace import color
+from jaxcolor.cpu import kernels
 from jaxcolor.models import efficientnet_lite, keras_weights, pretrained
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -60,7 +61,8 @@ def main() -> None:
   print(f"{len(images)} Tiny-ImageNet val photos of {len(set(labels))} classes, upsampled 64 -> {args.size} px")
   print("| encoder | input | scaling | top-1 % | top-5 % |\n|---|---|---|---|---|")
   for variant in args.variants.split(","):
-    enc = efficientnet_lite.EfficientNetLite(variant, include_top=True)
+    enc = efficientnet_lite.EfficientNetLite(variant, include_top=True,
+                                             **kernels.for_model(efficientnet_lite.EfficientNetLite))
     shapes = jax.eval_shape(lambda: enc.init(jax.random.key(0), jnp.zeros((1, args.size, args.size, 3))))
     variables = pretrained.load_encoder(enc, pretrained.INSTALLED, shapes)
 

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import ml_collections
 
+from jaxcolor import defaults
 from jaxcolor.data import input_pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -60,9 +61,10 @@ def main() -> None:
   print(f"cpu cores: {os.cpu_count()}")
   for name, folder, split, size, batch in settings:
     for aug_name, aug in augments:
-      config = ml_collections.ConfigDict(dict(
-          dataset=f"folder:{folder}", data_dir=args.data_dir, train_split=split,
-          image_size=size, batch_size=batch, seed=0, augment=aug))
+      config = defaults.get_config()
+      config.update(dict(dataset=f"folder:{folder}", data_dir=args.data_dir, train_split=split,
+                         image_size=size, batch_size=batch, seed=0))
+      config.augment.update(aug)
       t = time.perf_counter()
       input_pipeline.get_builder(input_pipeline.parse_config(config))
       build_s = time.perf_counter() - t

@@ -9,10 +9,11 @@ per step come from XLA's cost analysis of the step ("executed"), and of the same
 jaxcolor's conv rewrites ("direct conv": the FLOPs of the textbook convolutions, which Winograd undercuts);
 images/s is the median over --steps timed steps after one warm-up; the variants of a model (each
 combination of the options given) are compiled first and then timed in turn, one step each, round robin.
-`--patches_dw off` turns jaxcolor's CPU forms off (`conv_grad.set_cpu_paths`) (patches dW, phases dX, Winograd, 1x1 convs as
-matmuls: jaxcolor.cpu.conv_grad, jaxcolor.cpu.winograd); `--xla default` compiles without jaxcolor's compiler options
-(`jaxcolor.cpu.compiler`: on CPU, no YNNPACK convs); `--fused_head off` forms the logits before the loss instead
-of the trainer's fused head + loss (`jaxcolor.losses.head_loss`). The last column sets the achieved FLOP/s against
+`--patches_dw off` turns jaxcolor's CPU forms off (`conv_grad.set_cpu_paths`; the model is then built without the
+CPU kernels of `jaxcolor.cpu.kernels`: patches dW, phases dX, Winograd, 1x1 convs as matmuls, ...); `--xla
+default` compiles without jaxcolor's compiler options (`jaxcolor.cpu.compiler`: on CPU, no YNNPACK convs);
+`--fused_head off` forms the logits before the loss instead of the trainer's fused head + loss
+(`jaxcolor.losses.head_loss`). The last column sets the achieved FLOP/s against
 the device's dense peak (`peak_gflops`): vendor figures for H100/H200, cores x clock x 32 FP32 FLOP/cycle for
 a CPU.
 """
@@ -33,7 +34,7 @@ import optax
 
 from jaxcolor import models, steps
 from jaxcolor.colorspace import quantize
-from jaxcolor.cpu import compiler, conv_grad
+from jaxcolor.cpu import compiler, conv_grad, kernels
 from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
 
@@ -45,7 +46,8 @@ class Step:
     """xla: 'jaxcolor' (its compiler options) or 'default'; fused_head: the head's projection computed with the
     cross-entropy, as the trainer does (jaxcolor.losses.head_loss)."""
     bins = quantize.make_bins()
-    model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
+    model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype),
+                             **kernels.for_model(models.MODELS[name]))  # the CPU kernels, as build_model gives them
     task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
                               class_weights=np.ones(bins.num_bins, np.float32))
     tx = optax.adam(1e-4)
@@ -135,7 +137,7 @@ def main() -> None:
     for dtype in args.dtypes.split(","):
       variants = list(itertools.product(args.patches_dw.split(","), args.xla.split(","), args.fused_head.split(",")))
       built = []
-      for patches, xla, fused in variants:  # the rewrites are chosen at trace time, so each variant keeps its own
+      for patches, xla, fused in variants:  # built and traced under its own switch
         conv_grad.set_cpu_paths(patches == "on")
         built.append(Step(name, int(size), int(batch), dtype, xla, fused == "on"))
       conv_grad.set_cpu_paths(True)

@@ -35,7 +35,7 @@ import torch_models
 import train_step
 from jaxcolor import models, steps
 from jaxcolor.colorspace import quantize
-from jaxcolor.cpu import compiler
+from jaxcolor.cpu import compiler, kernels
 from jaxcolor import task as task_lib
 
 import torch
@@ -60,7 +60,8 @@ def _median_time(fn: Callable[[], object], sync: Callable[[], None], repeats: in
 def jax_inference(name: str, size: int, batch: int, dtype: str, repeats: int) -> float:
   """images/s of jitted L -> ab (the colorize / evaluate path) with random weights."""
   bins = quantize.make_bins()
-  model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype))
+  model = models.get_model(name, head="classification", num_bins=bins.num_bins, dtype=jnp.dtype(dtype),
+                           **kernels.for_model(models.MODELS[name]))
   task = task_lib.ColorTask(head="classification", bins=bins, output_stride=type(model).output_stride,
                             class_weights=np.ones(bins.num_bins, np.float32), temperature=TEMPERATURE)
   l = jax.random.uniform(jax.random.key(0), (batch, size, size, 1), jnp.float32, 0, 100)

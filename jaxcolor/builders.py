@@ -14,14 +14,13 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxcolor import hints, losses, models, optim, parallel
+from jaxcolor import hints, losses, models, optim, parallel, run_dir
 from jaxcolor.colorspace import color, prior, quantize
 from jaxcolor.evaluation import evaluators
 from jaxcolor.losses import objective
 from jaxcolor import task as task_lib
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-HEADS = ("regression", "classification")
 
 
 def _choice(name: str, value: Any, choices) -> None:
@@ -32,7 +31,7 @@ def _choice(name: str, value: Any, choices) -> None:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Validates a training config; raises ValueError naming the field and the valid choices."""
   _choice("model", config.model, sorted(models.MODELS))
-  _choice("head", config.head, HEADS)
+  _choice("head", config.head, task_lib.HEADS)
   _choice("target_space", config.target_space, task_lib.TARGET_SPACES)
   _choice("compute_dtype", config.compute_dtype, sorted(DTYPES))
   _choice("parallelism", config.parallelism, parallel.PARALLELISMS)
@@ -55,9 +54,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   parallel.check_batch_size(config.get("eval_batch_size") or config.batch_size, config.parallelism)
   optim.check_optim_config(config)
   if config.get("init_from"):
-    from jaxcolor.inference import reference
-    reference.init_source(config.init_from)  # a reference model name or a run directory, else fails with the names
-  exclude = config.get("init_from_exclude", ())
+    run_dir.init_source(config.init_from)  # a reference model name or a run directory, else fails with the names
+  exclude = config.init_from_exclude
   if exclude and (not config.get("init_from") or not all(isinstance(e, str) and e for e in exclude)):
     raise ValueError(f"config.init_from_exclude={exclude!r} needs config.init_from and names variable paths "
                      f"such as 'params/head'")
@@ -103,12 +101,17 @@ def build_bins(config: ml_collections.ConfigDict) -> quantize.ABBins | None:
 
 def build_model(config: ml_collections.ConfigDict, num_bins: int):
   """The configured Flax module (one for training and inference); under pmap its BatchNorm averages
-  statistics over the device axis."""
+  statistics over the device axis. On XLA:CPU its layer fields (`conv`, ...) get jaxcolor's CPU kernels
+  (`jaxcolor.cpu.kernels`, the one place they are chosen)."""
+  from jaxcolor.cpu import kernels
+
   kwargs = dict(config.model_kwargs.to_dict())
-  bn_axis = parallel.PMAP_AXIS if config.get("parallelism", "jit") == "pmap" else None
+  bn_axis = parallel.PMAP_AXIS if config.parallelism == "pmap" else None
+  model_cls = models.MODELS.get(config.model)
+  cpu = kernels.for_model(model_cls) if model_cls is not None else {}  # an unknown name fails in get_model
   try:
     return models.get_model(config.model, head=config.head, num_bins=num_bins,
-                            dtype=DTYPES[config.compute_dtype], bn_axis_name=bn_axis, **kwargs)
+                            dtype=DTYPES[config.compute_dtype], bn_axis_name=bn_axis, **cpu, **kwargs)
   except TypeError as e:
     raise ValueError(f"config.model_kwargs {sorted(kwargs)} do not fit model {config.model!r}: {e}") from e
 
@@ -128,7 +131,7 @@ def build_task(config: ml_collections.ConfigDict, bins: quantize.ABBins | None,
 
 
 def build_loss(config: ml_collections.ConfigDict) -> objective.Objective:
-  """The run's objective: config.loss alone, or the weighted terms of config.losses."""
+  """The run's objective: config.loss plus the weighted terms of config.losses (`objective.terms`)."""
   return objective.build(config)
 
 
@@ -140,28 +143,3 @@ def estimate_prior(config: ml_collections.ConfigDict, bins: quantize.ABBins, bat
     acc.add(to_ab(batch["image"]), np.asarray(batch["mask"])[:, None, None])
   return np.asarray(acc.prior())
 
-
-def write_untrained_run(config: ml_collections.ConfigDict, workdir, seed: int = 0) -> None:
-  """A run directory with randomly initialized weights and a uniform prior, laid out as training leaves it.
-
-  For benchmarks and tests of the inference commands, which need a run but not a trained one.
-  """
-  import json
-  import pathlib
-
-  from jaxcolor import checkpoint, steps
-
-  wd = pathlib.Path(workdir)
-  wd.mkdir(parents=True, exist_ok=True)
-  bins = build_bins(config)
-  prior_p = None if bins is None else np.full((bins.num_bins,), 1.0 / bins.num_bins, np.float32)
-  (wd / "config.json").write_text(json.dumps(config.to_dict(), indent=2, default=str))
-  checkpoint.save_run_artifacts(wd, config.to_dict(), bins, prior_p, overwrite=True)
-  model = build_model(config, bins.num_bins if bins is not None else 2)
-  size = config.image_size
-  variables = jax.jit(lambda k: model.init({"params": k}, jnp.zeros((1, size, size, 1)), train=False))(
-      steps.make_rng(seed))
-  state = {"step": jnp.zeros((), jnp.int32), "params": variables["params"],
-           "batch_stats": variables.get("batch_stats", {})}
-  with checkpoint.Checkpointer(wd, async_save=False) as ckpt:
-    ckpt.maybe_save(1, state, force=True)

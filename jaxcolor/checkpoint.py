@@ -1,15 +1,9 @@
 """Checkpointing for training runs: Orbax CheckpointManager with resume, fallback and preemption handling.
 
-Layout of a run directory (`workdir`):
-  config.json          the run's config (JSON), written once by `save_run_artifacts`
-  bins.npz             ab bin set (centers, step, extent), classification runs only
-  prior.npz            empirical ab prior, in the `jaxcolor.colorspace.prior.save_prior` format
+A Checkpointer owns two folders of a run directory (`workdir`; the rest of it: `jaxcolor.run_dir`):
   checkpoints/<step>/  Orbax steps, items "state" (arrays, tensorstore/OCDBT) and "meta" (JSON)
   checkpoints_corrupt/ steps that failed to restore, moved aside so training can re-save those steps
-
-Nothing here unpickles: arrays come back through tensorstore, metadata through `json`, artifacts through
-`np.load(..., allow_pickle=False)`. Inference needs only the workdir: `load_run_artifacts` plus
-`Checkpointer(workdir, read_only=True).restore(template)`.
+Nothing here unpickles: arrays come back through tensorstore, metadata through `json`.
 
 Preemption has two paths that the training loop sees through one call, `Checkpointer.should_stop()`:
   * single process: `install_sigterm_handler()` sets a flag on SIGTERM; the loop force-saves and exits.
@@ -29,26 +23,19 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
-from etils import epath
 from orbax.checkpoint import checkpoint_managers as ocp_managers
 
-from jaxcolor import defaults, storage
-from jaxcolor.colorspace import prior as prior_lib
-from jaxcolor.colorspace import quantize
+from jaxcolor import storage
 
 log = logging.getLogger(__name__)
 
 PyTree = Any
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "checkpoints_corrupt"
-CONFIG_FILE = "config.json"
-BINS_FILE = "bins.npz"
-PRIOR_FILE = "prior.npz"
 
 _STOP = threading.Event()  # set by the SIGTERM handler, polled via should_stop()
 
@@ -137,7 +124,7 @@ class Checkpointer:
     self.workdir = storage.path(workdir)  # absolute when local (Orbax needs that); gs://... as given
     self.directory = self.workdir / CHECKPOINT_DIR
     self.save_every, self.read_only = save_every, read_only
-    self._config = _to_json_dict(config) if config is not None else None
+    self._config = to_json_dict(config) if config is not None else None
     self._preempted = False
     self._stop_logged = False
     self._n_quarantined = 0
@@ -183,7 +170,7 @@ class Checkpointer:
       return False
     if step in self._mngr.all_steps():
       return False
-    full_meta = {**_to_json_dict(meta or {}), "step": int(step)}
+    full_meta = {**to_json_dict(meta or {}), "step": int(step)}
     if self._config is not None:
       full_meta.setdefault("config", self._config)
     return self._mngr.save(step, force=True, args=ocp.args.Composite(
@@ -271,129 +258,11 @@ class Checkpointer:
     self.close()
 
 
-# -- run artifacts ---------------------------------------------------------------------------------------
-
-
-class RunArtifacts(NamedTuple):
-  """What inference needs besides the weights."""
-  config: dict[str, Any]
-  bins: quantize.ABBins | None
-  prior: np.ndarray | None
-
-
-def restore_variables(workdir: str | os.PathLike, step: int | None = None) -> tuple[dict[str, Any], int]:
-  """A run's model variables {"params", "batch_stats"} from checkpoint `step` (default: newest), and that step.
-
-  For inference, export and fine-tuning, which need the model but not the optimizer state; read-only.
-  """
-  state, _, saved_step = Checkpointer(workdir, read_only=True).restore(None, step=step)
-  return {"params": state["params"], "batch_stats": state.get("batch_stats") or {}}, saved_step
-
-
-def save_run_artifacts(workdir: str | os.PathLike, config: Mapping[str, Any],
-                       bins: quantize.ABBins | None = None, prior: Any = None, *,
-                       overwrite: bool = False, may_differ: tuple[str, ...] = ()) -> None:
-  """Writes config.json, bins.npz and prior.npz into workdir (primary host only).
-
-  Resuming with the same values is a no-op; different values raise ValueError naming what differs,
-  unless `overwrite`, or unless only top-level keys in `may_differ` differ (e.g. total_steps, to train a run
-  longer): then config.json is rewritten with the new values. `config` is a JSON-able mapping or a ConfigDict.
-  """
-  if prior is not None and bins is None:
-    raise ValueError("a prior is only meaningful with the bins it refers to")
-  if prior is not None and np.shape(prior) != (bins.num_bins,):
-    raise ValueError(f"prior has shape {np.shape(prior)}, expected ({bins.num_bins},)")
-  if jax.process_index() != 0:
-    return
-  workdir = storage.path(workdir)
-  config = _to_json_dict(config)
-  config_path = workdir / CONFIG_FILE
-  if config_path.exists() and not overwrite:
-    differ = config_differences(workdir, config)
-    fixed = [k for k in differ if k.split(".")[0] not in may_differ]
-    if fixed:
-      raise ValueError(f"{config_path} holds a different config (keys differ: {', '.join(fixed)}); "
-                       "use another workdir or overwrite=True")
-    _check_same(workdir, bins, prior)
-    if differ:
-      log.info("resuming %s with new values of %s", workdir, ", ".join(differ))
-      storage.write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True).encode())
-    return
-  workdir.mkdir(parents=True, exist_ok=True)
-  storage.write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True).encode())
-  for name in (BINS_FILE, PRIOR_FILE):
-    (workdir / name).unlink(missing_ok=True)  # a stale file from an overwritten run must not survive
-  if bins is not None:
-    storage.write_atomic(workdir / BINS_FILE, lambda f: np.savez(
-        f, centers=bins.centers, step=np.float32(bins.step), extent=np.float32(bins.extent)))
-  if prior is not None:
-    prior_lib.save_prior(workdir / PRIOR_FILE, prior, bins)
-
-
-def load_run_artifacts(workdir: str | os.PathLike) -> RunArtifacts:
-  """Reads what `save_run_artifacts` wrote (JSON and .npz without pickle)."""
-  workdir = storage.path(workdir)
-  config_path = workdir / CONFIG_FILE
-  if not config_path.exists():
-    raise FileNotFoundError(f"{config_path} not found: not a jaxcolor run directory")
-  config = json.loads(config_path.read_text())
-  bins = prior = None
-  if (workdir / BINS_FILE).exists():
-    with np.load(storage.open_bytes(workdir / BINS_FILE), allow_pickle=False) as f:
-      bins = quantize.bins_from_centers(f["centers"], float(f["step"]), float(f["extent"]))
-  if (workdir / PRIOR_FILE).exists():
-    p, prior_bins = prior_lib.load_prior(workdir / PRIOR_FILE)
-    if bins is None or not np.array_equal(prior_bins.centers, bins.centers):
-      raise ValueError(f"{workdir / PRIOR_FILE} refers to other bins than {workdir / BINS_FILE}")
-    prior = np.asarray(p)
-  return RunArtifacts(config, bins, prior)
-
-
-def _to_json_dict(d: Any) -> dict[str, Any]:
+def to_json_dict(d: Any) -> dict[str, Any]:
   """Plain JSON-normalized dict (tuples -> lists), failing here rather than in an async save thread."""
   if hasattr(d, "to_dict"):
     d = d.to_dict()
   try:
     return json.loads(json.dumps(dict(d), sort_keys=True))
   except TypeError as e:
-    raise TypeError(f"checkpoint metadata/config must be JSON-serializable: {e}") from e
-
-
-def saved_config(workdir: str | os.PathLike) -> dict[str, Any] | None:
-  """The workdir's config.json as a dict, or None when there is none."""
-  path = storage.path(workdir) / CONFIG_FILE
-  return json.loads(path.read_text()) if path.exists() else None
-
-
-def config_differences(workdir: str | os.PathLike, config: Mapping[str, Any]) -> list[str]:
-  """Dotted paths where `config` differs from the workdir's config.json ([] if none or no file).
-
-  A field the saved config lacks (the run predates it) counts as holding its `jaxcolor.defaults` value: a field
-  added later defaults to what the code did before it existed, so older runs resume without a list of them."""
-  saved = saved_config(workdir)
-  return [] if saved is None else _diff_keys(saved, _to_json_dict(config), _to_json_dict(defaults.get_config()))
-
-
-def _diff_keys(a: Any, b: Any, default: Any = None, prefix: str = "") -> list[str]:
-  """Dotted paths where two JSON trees differ; a key missing from `a` reads as its value in `default`."""
-  if isinstance(a, dict) and isinstance(b, dict):
-    d = default if isinstance(default, dict) else {}
-    return [k for key in sorted(set(a) | set(b))
-            for k in _diff_keys(a.get(key, d.get(key, _MISSING)), b.get(key, _MISSING), d.get(key),
-                                f"{prefix}{key}.")]
-  return [] if a == b else [prefix[:-1] or "<root>"]
-
-
-_MISSING = object()
-
-
-def _check_same(workdir: epath.Path, bins: quantize.ABBins | None, prior: Any) -> None:
-  """On resume, bins and prior must match what the run started with."""
-  old = load_run_artifacts(workdir)
-  if (old.bins is None) != (bins is None) or (
-      bins is not None and not np.array_equal(old.bins.centers, bins.centers)):
-    raise ValueError(f"{workdir / BINS_FILE}: the run's ab bins differ from the given ones (overwrite=True?)")
-  if (old.prior is None) != (prior is None) or (
-      prior is not None and not np.array_equal(old.prior, np.asarray(prior, np.float32))):
-    raise ValueError(f"{workdir / PRIOR_FILE}: the run's prior differs from the given one (overwrite=True?)")
-
+    raise TypeError(f"checkpoint metadata and run configs must be JSON-serializable: {e}") from e

@@ -37,7 +37,7 @@ import numpy as np
 from etils import epath
 from PIL import Image, ImageOps
 
-from jaxcolor import storage
+from jaxcolor import run_dir, storage
 from jaxcolor.inference import hint_file, reference
 from jaxcolor.inference.colorizer import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
 
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxcolor.colorize", description=__doc__.splitlines()[0])
   p.add_argument("inputs", nargs="+", help="photos, folders (recursive) or glob patterns")
   p.add_argument("--workdir", default=None, help="a training run directory (default: a reference model)")
-  p.add_argument("--model", default=None, choices=sorted(reference.MODELS),
+  p.add_argument("--model", default=None, choices=sorted(run_dir.REFERENCE_MODELS),
                  help=f"a reference model shipped with jaxcolor (default without --workdir: {reference.DEFAULT})")
   p.add_argument("--out", default=None, help="output folder (default: ./colorized)")
   p.add_argument("--step", type=int, default=None, help="checkpoint step (default: newest)")

@@ -1,12 +1,15 @@
 """The default config: every field a run has, with the value that applies when a config does not set it.
 
 Why in the package: a run's config.json is read back by resume, colorize and evaluate, possibly by a newer
-jaxcolor whose configs have fields the run predates. `checkpoint.config_differences` reads those as here, so a
+jaxcolor whose configs have fields the run predates. `run_dir.read_config` reads those as here, so a
 field added later must default to what the code did before it existed (resuming then compares like with
 like, with no list of added fields to maintain). `configs/default.py` starts every recipe from this.
 """
+import dataclasses
+
 import ml_collections
 
+from jaxcolor import hints
 from jaxcolor.colorspace import quantize
 from jaxcolor.evaluation import evaluators
 from jaxcolor.losses import objective
@@ -24,15 +27,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
   # Color hints simulated in training for a hint-taking model (jaxcolor.hints; Zhang et al. 2017): per photo a
   # geometric number of points (P(none) = p), square patches of patch_sizes px at "gaussian" or "uniform" places.
-  c.hints = ml_collections.ConfigDict(dict(enabled=False, p=0.125, max_points=64, patch_sizes=tuple(range(1, 10)),
-                                           location="gaussian"))
+  # Their values: HintSampler's fields (the paper's: p = 1/8, at most 64 points, 1-9 px, Gaussian around the center).
+  c.hints = ml_collections.ConfigDict(dict(enabled=False, **dataclasses.asdict(hints.HintSampler())))
 
   # Task: what is predicted and how it is scored.
   c.head = "regression"  # or "classification"
   c.target_space = "lab"  # "rgb": predict RGB (the RGB autoencoder of seed 003)
   c.loss = "l2"  # a name from jaxcolor.losses.LOSSES
   c.loss_kwargs = ml_collections.ConfigDict()
-  # Composed objective (jaxcolor.losses.objective): a weight per registered term, 0 = off; any set replaces c.loss.
+  # Objective (jaxcolor.losses.objective): a weight per registered term, unset (None) = off except c.loss at 1; a set
+  # weight adds the term (0 removes it, c.loss's too); options per term in c.loss_options (c.loss's: + c.loss_kwargs).
   c.losses, c.loss_options = objective.config_fields()
   c.bin_step = 10.0  # ab grid: 313 in-gamut bins with step 10 over [-110, 110]
   c.bin_extent = 110.0

@@ -24,11 +24,10 @@ import sys
 from collections.abc import Sequence
 
 
-from jaxcolor import storage
+from jaxcolor import run_dir, storage
 from jaxcolor.colorspace import quantize
 from jaxcolor.data import input_pipeline
 from jaxcolor.evaluation import evaluators
-from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "hue_accuracy_balanced", "ab_mae",
@@ -50,8 +49,8 @@ def parse_decodings(text: str) -> list[tuple[str, float | None]]:
 
 
 def load_colorizer(source: str, *, step: int | None = None, size: int | None = None) -> Colorizer:
-  """A reference model name (`jaxcolor.inference.reference.MODELS`) or a run's workdir -> its Colorizer."""
-  if source in reference.MODELS:
+  """A reference model name (`jaxcolor.run_dir.REFERENCE_MODELS`) or a run's workdir -> its Colorizer."""
+  if source in run_dir.REFERENCE_MODELS:
     return Colorizer.reference(source, size=size)
   return Colorizer(source, step=step, size=size)
 
@@ -112,7 +111,7 @@ def markdown(rows: dict[str, dict[str, float]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", default=None, help="a training run directory")
-  p.add_argument("--model", default=None, choices=sorted(reference.MODELS),
+  p.add_argument("--model", default=None, choices=sorted(run_dir.REFERENCE_MODELS),
                  help="a reference model shipped with jaxcolor")
   p.add_argument("--dataset", required=True, help="registered name, tfds:<name> or folder:<path>")
   p.add_argument("--data_dir", default="~/tensorflow_datasets")

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from jaxcolor import evaluate, storage
-from jaxcolor.inference import reference
+from jaxcolor import evaluate, run_dir, storage
 
 COUNTS = (0, 1, 2, 5, 10, 20, 50)  # the paper's figure's axis, from 0
 DATASETS = ("kodak24", "photos_256")
@@ -105,7 +104,7 @@ def _ints(text: str) -> list[int]:
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--workdir", default=None, help="a run trained with hints")
-  p.add_argument("--model", default=None, choices=sorted(reference.MODELS), help="a shipped model that takes hints")
+  p.add_argument("--model", default=None, choices=sorted(run_dir.REFERENCE_MODELS), help="a shipped model that takes hints")
   p.add_argument("--datasets", default=",".join(DATASETS))
   p.add_argument("--counts", type=_ints, default=list(COUNTS))
   p.add_argument("--references", default="accurate", help="automatic models beside it (names or run folders)")

@@ -117,7 +117,7 @@ class HintSampler:
 
 
 def sampler_from_fields(fields: Mapping[str, Any]) -> HintSampler:
-  """`config.hints` fields (those missing: HintSampler's defaults, e.g. a run that predates hints) -> sampler."""
+  """`config.hints` fields -> sampler."""
   h = {k: v for k, v in dict(fields).items() if k != "enabled"}
   if "patch_sizes" in h:
     h["patch_sizes"] = tuple(int(s) for s in h["patch_sizes"])

@@ -1,37 +1,38 @@
 """Optimizer from a config: optimizer x lr schedule, optional clipping and a step-limited encoder freeze.
 
-Config fields (defaults in parentheses); `check_optim_config` validates all of them before anything is
-compiled, and names the field and the choices in its ValueError:
+The config is a full run config: every field below has its one default in `jaxcolor.defaults` (no fallbacks
+here). `check_optim_config` validates them before anything is compiled, and names the field and the choices
+in its ValueError:
 
-- optimizer ("adam"): one of OPTIMIZERS, "adam", "adamw" or "sgd".
-- learning_rate (1e-3): base (peak) learning rate, > 0.
-- b1 (0.9), b2 (0.999), eps (1e-8): Adam/AdamW moments (Zhang et al. 2016 used betas (0.9, 0.99)).
-- momentum (0.9), nesterov (False): SGD; momentum 0 is plain SGD.
-- weight_decay (0.0): "adamw": decoupled decay as in optax.adamw (update += wd * param, then scaled by the
+- optimizer: one of OPTIMIZERS, "adam", "adamw" or "sgd".
+- learning_rate: base (peak) learning rate, > 0.
+- b1, b2, eps: Adam/AdamW moments (Zhang et al. 2016 used betas (0.9, 0.99)).
+- momentum, nesterov: SGD; momentum 0 is plain SGD.
+- weight_decay: "adamw": decoupled decay as in optax.adamw (update += wd * param, then scaled by the
   learning rate, the PyTorch convention); "adam" / "sgd": L2 regularization, i.e. wd * param is added to
   the gradient (optax.add_decayed_weights before the optimizer), as Caffe's weight_decay did. Needs
   `params` passed to `tx.update`.
-- weight_decay_on ("all"): which parameters decay, one of WEIGHT_DECAY_ON: "all" (every parameter, as Caffe
+- weight_decay_on: which parameters decay, one of WEIGHT_DECAY_ON: "all" (every parameter, as Caffe
   without per-layer decay_mult) or "kernels" (only conv / dense kernels, the params named "kernel": no
   decay of biases and BatchNorm scales and offsets, as Keras' kernel_regularizer and the usual AdamW setups).
-- schedule ("constant"): one of SCHEDULES:
+- schedule: one of SCHEDULES:
   - "constant": learning_rate at every step.
-  - "warmup_cosine": linear 0 -> learning_rate over warmup_steps (0), then cosine decay to
-    end_lr_factor (0.0) x learning_rate at total_steps; needs total_steps > warmup_steps.
-  - "step": learning_rate x decay_factor (0.1) ** (step // decay_every) (decay_every required).
+  - "warmup_cosine": linear 0 -> learning_rate over warmup_steps, then cosine decay to
+    end_lr_factor x learning_rate at total_steps; needs total_steps > warmup_steps.
+  - "step": learning_rate x decay_factor ** (step // decay_every) (decay_every required).
   - "reduce_on_plateau": constant base lr scaled by optax.contrib.reduce_on_plateau, which is fed the
-    loss: the caller must pass `value=loss` to `tx.update` (see `needs_value`). Fields plateau_patience
-    (10), plateau_factor (0.1), plateau_cooldown (0), plateau_accumulation_size (1) (number of values
-    averaged before each plateau check: 1 for an eval loss, more for noisy train losses).
-- total_steps (None): run length; required by "warmup_cosine".
-- grad_clip_norm (None): clip the global gradient norm to this value first in the chain; None or 0 = off.
-- freeze_prefixes (()), freeze_steps (0): for steps < freeze_steps, params whose path starts with one of
+    loss: the caller must pass `value=loss` to `tx.update` (see `needs_value`). Fields plateau_patience,
+    plateau_factor, plateau_cooldown, plateau_accumulation_size (number of values averaged before each
+    plateau check: 1 for an eval loss, more for noisy train losses).
+- total_steps: run length (the cosine schedule's end).
+- grad_clip_norm: clip the global gradient norm to this value first in the chain; 0 = off.
+- freeze_prefixes, freeze_steps: for steps < freeze_steps, params whose path starts with one of
   the prefixes get zero updates and their optimizer state is held (Adam's bias correction starts when
   they thaw); their gradients are also zeroed before clipping, so they do not use the clip budget.
   A prefix is a "/"-joined path from the top of the params tree, e.g. "encoder" or "vgg/block1";
   freeze_steps >= total_steps freezes for the whole run. The switch is a counter in the optimizer
   state, so one jitted step serves both phases. The lr schedule counts global steps for all params.
-- lr_multipliers (()): ((prefix, factor), ...): the updates of params under a prefix are scaled by factor,
+- lr_multipliers: ((prefix, factor), ...): the updates of params under a prefix are scaled by factor,
   e.g. (("efficientnet", 0.3),) fine-tunes a pretrained encoder at 0.3x the decoder's learning rate (the
   schedule, warm-up included, applies to both). A param under several prefixes gets their product.
 """
@@ -46,19 +47,6 @@ import jax.numpy as jnp
 import optax
 from optax import contrib
 
-DEFAULTS: dict[str, Any] = dict(
-    optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, momentum=0.9, nesterov=False,
-    weight_decay=0.0, weight_decay_on="all", schedule="constant", total_steps=None, warmup_steps=0, end_lr_factor=0.0,
-    decay_factor=0.1, decay_every=None, plateau_patience=10, plateau_factor=0.1, plateau_cooldown=0,
-    plateau_accumulation_size=1, grad_clip_norm=None, freeze_prefixes=(), freeze_steps=0, lr_multipliers=())
-
-
-def _get(config: Any, key: str) -> Any:
-  """config.key, or its default when absent or None (ConfigDict, dict or any object with attributes)."""
-  value = config.get(key, None) if hasattr(config, "get") else getattr(config, key, None)
-  return DEFAULTS[key] if value is None else value
-
-
 def kernel_mask(params: Any) -> Any:
   """Pytree of bool like params: True for the params named "kernel" (conv and dense weights)."""
   return jax.tree_util.tree_map_with_path(lambda p, _: _path_names(p)[-1:] == ("kernel",), params)
@@ -68,23 +56,23 @@ def kernel_mask(params: Any) -> Any:
 WEIGHT_DECAY_ON: dict[str, Callable[[Any], Any] | None] = dict(all=None, kernels=kernel_mask)
 
 
-def _decay(c: Any) -> optax.GradientTransformation:
+def _decay(config: Any) -> optax.GradientTransformation:
   """Adds weight_decay * param to the update of the params that config.weight_decay_on names."""
-  return optax.add_decayed_weights(_get(c, "weight_decay"), mask=WEIGHT_DECAY_ON[_get(c, "weight_decay_on")])
+  return optax.add_decayed_weights(config.weight_decay, mask=WEIGHT_DECAY_ON[config.weight_decay_on])
 
 
-def _adam(c: Any) -> optax.GradientTransformation:
-  l2 = [_decay(c)] if _get(c, "weight_decay") else []
-  return optax.chain(*l2, optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")))
+def _adam(config: Any) -> optax.GradientTransformation:
+  l2 = [_decay(config)] if config.weight_decay else []
+  return optax.chain(*l2, optax.scale_by_adam(config.b1, config.b2, config.eps))
 
 
-def _adamw(c: Any) -> optax.GradientTransformation:
-  return optax.chain(optax.scale_by_adam(_get(c, "b1"), _get(c, "b2"), _get(c, "eps")), _decay(c))
+def _adamw(config: Any) -> optax.GradientTransformation:
+  return optax.chain(optax.scale_by_adam(config.b1, config.b2, config.eps), _decay(config))
 
 
-def _sgd(c: Any) -> optax.GradientTransformation:
-  l2 = [_decay(c)] if _get(c, "weight_decay") else []
-  mom = [optax.trace(_get(c, "momentum"), bool(_get(c, "nesterov")))] if _get(c, "momentum") else []
+def _sgd(config: Any) -> optax.GradientTransformation:
+  l2 = [_decay(config)] if config.weight_decay else []
+  mom = [optax.trace(config.momentum, bool(config.nesterov))] if config.momentum else []
   return optax.chain(*l2, *mom) if l2 or mom else optax.identity()  # chain() of nothing fails
 
 
@@ -93,19 +81,19 @@ OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = dict(adam
                                                                              sgd=_sgd)
 
 
-def _warmup_cosine(c: Any) -> optax.Schedule:
-  lr = float(_get(c, "learning_rate"))
-  steps = int(_get(c, "warmup_steps")), int(_get(c, "total_steps"))
-  return optax.warmup_cosine_decay_schedule(0.0, lr, *steps, end_value=float(_get(c, "end_lr_factor")) * lr)
+def _warmup_cosine(config: Any) -> optax.Schedule:
+  lr = float(config.learning_rate)
+  steps = int(config.warmup_steps), int(config.total_steps)
+  return optax.warmup_cosine_decay_schedule(0.0, lr, *steps, end_value=float(config.end_lr_factor) * lr)
 
 
-def _step(c: Any) -> optax.Schedule:
-  return optax.exponential_decay(float(_get(c, "learning_rate")), int(_get(c, "decay_every")),
-                                 float(_get(c, "decay_factor")), staircase=True)
+def _step(config: Any) -> optax.Schedule:
+  return optax.exponential_decay(float(config.learning_rate), int(config.decay_every),
+                                 float(config.decay_factor), staircase=True)
 
 
-def _constant(c: Any) -> optax.Schedule:
-  return optax.constant_schedule(float(_get(c, "learning_rate")))
+def _constant(config: Any) -> optax.Schedule:
+  return optax.constant_schedule(float(config.learning_rate))
 
 
 # name -> step -> base lr; "reduce_on_plateau" adds its loss-driven scale on top of the constant base.
@@ -122,7 +110,7 @@ def _split_prefixes(prefixes: Any, field: str) -> tuple[tuple[str, ...], ...]:
 
 def _lr_multipliers(config: Any) -> tuple[tuple[str, float], ...]:
   """config.lr_multipliers validated: ((non-empty prefix, factor >= 0), ...)."""
-  pairs = _get(config, "lr_multipliers")
+  pairs = config.lr_multipliers
   ok = not isinstance(pairs, str) and all(
       isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[0], str) and p[0].strip("/")
       and isinstance(p[1], numbers.Real) and not isinstance(p[1], bool) and p[1] >= 0 for p in pairs)
@@ -135,14 +123,12 @@ def _lr_multipliers(config: Any) -> tuple[tuple[str, float], ...]:
 def check_optim_config(config: Any, params: Any = None) -> None:
   """Raises ValueError naming the field (and choices) for a bad optimizer field; `params` checks prefixes."""
   for key, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("weight_decay_on", WEIGHT_DECAY_ON)):
-    if _get(config, key) not in registry:
-      raise ValueError(f"unknown config.{key} {_get(config, key)!r}; choices: {sorted(registry)}")
+    if config[key] not in registry:
+      raise ValueError(f"unknown config.{key} {config[key]!r}; choices: {sorted(registry)}")
 
   def num(key: str, lo: float, hi: float = float("inf"), lo_open: bool = False, hi_open: bool = False,
           integer: bool = False) -> None:
-    v = _get(config, key)
-    if v is None and key == "grad_clip_norm":
-      return
+    v = config[key]
     ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and (not integer or float(v).is_integer())
     if ok:
       ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
@@ -159,16 +145,13 @@ def check_optim_config(config: Any, params: Any = None) -> None:
   num("momentum", 0, 1, hi_open=True)
   num("grad_clip_norm", 0)
   num("freeze_steps", 0, integer=True)
-  schedule = _get(config, "schedule")
-  if _get(config, "total_steps") is not None or schedule == "warmup_cosine":
-    if _get(config, "total_steps") is None:
-      raise ValueError("config.total_steps is required by schedule 'warmup_cosine'")
-    num("total_steps", 1, integer=True)
+  schedule = config.schedule
+  num("total_steps", 1, integer=True)
   if schedule == "warmup_cosine":
-    num("warmup_steps", 0, _get(config, "total_steps"), hi_open=True, integer=True)
+    num("warmup_steps", 0, config.total_steps, hi_open=True, integer=True)
     num("end_lr_factor", 0, 1)
   if schedule == "step":
-    if _get(config, "decay_every") is None:
+    if config.decay_every is None:
       raise ValueError("config.decay_every is required by schedule 'step'")
     num("decay_every", 1, integer=True)
     num("decay_factor", 0, 1, lo_open=True)
@@ -177,15 +160,15 @@ def check_optim_config(config: Any, params: Any = None) -> None:
     num("plateau_factor", 0, 1, lo_open=True, hi_open=True)
     num("plateau_cooldown", 0, integer=True)
     num("plateau_accumulation_size", 1, integer=True)
-  prefixes = _split_prefixes(_get(config, "freeze_prefixes"), "freeze_prefixes")
-  if _get(config, "freeze_steps") > 0 and not prefixes:
+  prefixes = _split_prefixes(config.freeze_prefixes, "freeze_prefixes")
+  if config.freeze_steps > 0 and not prefixes:
     raise ValueError("config.freeze_steps > 0 needs config.freeze_prefixes, e.g. ('encoder',)")
   if params is not None and prefixes:
-    frozen_mask(params, _get(config, "freeze_prefixes"))
+    frozen_mask(params, config.freeze_prefixes)
   multipliers = _lr_multipliers(config)
   if params is not None and multipliers:
     frozen_mask(params, [p for p, _ in multipliers], field="lr_multipliers")
-  if params is not None and _get(config, "weight_decay") and _get(config, "weight_decay_on") == "kernels":
+  if params is not None and config.weight_decay and config.weight_decay_on == "kernels":
     if not any(jax.tree.leaves(kernel_mask(params))):
       raise ValueError('config.weight_decay_on="kernels" but no parameter is named "kernel"')
 
@@ -238,13 +221,13 @@ def _freeze_for(inner: optax.GradientTransformation, steps: int) -> optax.Gradie
 
 def needs_value(config: Any) -> bool:
   """Whether `tx.update` must be called with `value=loss` (the reduce_on_plateau schedule)."""
-  return _get(config, "schedule") == "reduce_on_plateau"
+  return config.schedule == "reduce_on_plateau"
 
 
 def learning_rate_fn(config: Any) -> optax.Schedule:
   """step -> scheduled lr, for logging; for reduce_on_plateau the base lr (see `current_lr`)."""
   check_optim_config(config)
-  return SCHEDULES[_get(config, "schedule")](config)
+  return SCHEDULES[config.schedule](config)
 
 
 def current_lr(opt_state: Any, config: Any, step: Any) -> jax.Array:
@@ -263,22 +246,22 @@ def make_optimizer(config: Any, params: Any = None) -> optax.GradientTransformat
   `params` (or any tree with their structure) is needed only when freezing, to build the masks.
   """
   check_optim_config(config, params)
-  direction = OPTIMIZERS[_get(config, "optimizer")](config)
-  schedule = SCHEDULES[_get(config, "schedule")](config)
-  freeze_steps = int(_get(config, "freeze_steps"))
+  direction = OPTIMIZERS[config.optimizer](config)
+  schedule = SCHEDULES[config.schedule](config)
+  freeze_steps = int(config.freeze_steps)
   parts: list[optax.GradientTransformation] = []
   if freeze_steps > 0:
     if params is None:
       raise ValueError("make_optimizer needs params when config.freeze_steps > 0 (for the freeze masks)")
-    mask = frozen_mask(params, _get(config, "freeze_prefixes"))
+    mask = frozen_mask(params, config.freeze_prefixes)
     labels = jax.tree.map(lambda m: "frozen" if m else "trainable", mask)
     parts.append(optax.masked(_freeze_for(optax.identity(), freeze_steps), mask))  # before clipping
     direction = optax.partition(
         {"trainable": direction, "frozen": _freeze_for(direction, freeze_steps)}, labels)
-  if _get(config, "grad_clip_norm"):
-    parts.append(optax.clip_by_global_norm(float(_get(config, "grad_clip_norm"))))
-  constant = _get(config, "schedule") in ("constant", "reduce_on_plateau")  # stateless scale, no count
-  lr = float(_get(config, "learning_rate")) if constant else schedule
+  if config.grad_clip_norm:
+    parts.append(optax.clip_by_global_norm(float(config.grad_clip_norm)))
+  constant = config.schedule in ("constant", "reduce_on_plateau")  # stateless scale, no count
+  lr = float(config.learning_rate) if constant else schedule
   parts += [direction, optax.scale_by_learning_rate(lr)]
   multipliers = _lr_multipliers(config)
   if multipliers and params is None:
@@ -287,7 +270,7 @@ def make_optimizer(config: Any, params: Any = None) -> optax.GradientTransformat
     parts.append(optax.masked(optax.scale(factor), frozen_mask(params, (prefix,), field="lr_multipliers")))
   if needs_value(config):
     parts.append(contrib.reduce_on_plateau(
-        factor=float(_get(config, "plateau_factor")), patience=int(_get(config, "plateau_patience")),
-        cooldown=int(_get(config, "plateau_cooldown")),
-        accumulation_size=int(_get(config, "plateau_accumulation_size"))))
+        factor=float(config.plateau_factor), patience=int(config.plateau_patience),
+        cooldown=int(config.plateau_cooldown),
+        accumulation_size=int(config.plateau_accumulation_size)))
   return optax.chain(*parts)

@@ -19,6 +19,7 @@ import optax
 from jaxcolor import hints as hints_lib
 from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
+from jaxcolor.colorspace import color
 from jaxcolor.losses.inputs import LossInputs
 
 Array = jnp.ndarray
@@ -113,3 +114,28 @@ def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, 
   the inference path of colorize / evaluate."""
   outputs = model.apply(variables, l, train=False, **({} if hints is None else {"hints": hints}))
   return task.to_ab(outputs, l, decoding, temperature)
+
+
+def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = None,
+               temperature: Array | float | None = None, *, model: nn.Module, task: task_lib.ColorTask,
+               decoding: str | None = None, size: int | None = None,
+               hint_sampler: hints_lib.HintSampler | None = None, num_hints: int = 0, hint_seed: int = 0) -> Array:
+  """uint8 RGB (B, H, W, 3) -> ab (B, H, W, 2) in Lab units: the one inference path (a run's evaluations,
+  colorize, evaluate, the app), jitted with everything after `*` bound.
+
+  size: the model sees the photos resized to size x size (antialiased cubic, on device) and its ab is upsampled
+  back to H x W; None: it runs at H x W. hints: hint channels (B, s, s, 3) at the model's input size, or None;
+  num_hints > 0 instead simulates that many per photo from its own colors as in training (`hint_sampler`, from
+  the key `hint_seed`: the evaluation of hints). temperature: the annealed mean's (default: the run's); an
+  argument, so a new value compiles nothing (the app's slider).
+  """
+  b, h, w, _ = images.shape
+  rgb = color.to_float_rgb(images)
+  if size is not None and (h, w) != (size, size):
+    rgb = jnp.clip(jax.image.resize(rgb, (b, size, size, 3), "cubic", antialias=True), 0.0, 1.0)
+  l, ab = color.rgb_to_l_ab(rgb)
+  if num_hints:
+    hints = hint_sampler(jax.random.key(hint_seed), ab, num_points=num_hints)
+  ab = predict_ab_from_l(variables, l, model=model, task=task, decoding=decoding, temperature=temperature,
+                         hints=hints)
+  return task_lib.upsample(ab, h, w)  # (B, s, s, 2) -> (B, H, W, 2)

@@ -16,6 +16,7 @@ import numpy as np
 from jaxcolor.colorspace import color, prior, quantize
 
 Array = jnp.ndarray
+HEADS = ("regression", "classification")  # what a model's last layer predicts: ab (or RGB), or logits over ab bins
 TARGET_SPACES = ("lab", "rgb")
 
 
@@ -53,6 +54,8 @@ class ColorTask:
   temperature: float = quantize.DEFAULT_TEMPERATURE
 
   def __post_init__(self):
+    if self.head not in HEADS:
+      raise ValueError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
     if self.target_space not in TARGET_SPACES:
       raise ValueError(f"unknown target space {self.target_space!r}; choose one of: {', '.join(TARGET_SPACES)}")
     if self.head == "classification" and (self.bins is None or self.target_space != "lab"):
@@ -80,16 +83,19 @@ class ColorTask:
     """uint8 (B, H, W, 3) -> true ab (B, H, W, 2) in Lab units at the input resolution (hint simulation)."""
     return color.rgb_to_l_ab(images)[1]
 
-  def to_ab(self, outputs: Array, l: Array, decoding: str | None = None,
-            temperature: float | None = None) -> Array:
-    """Model outputs -> ab (B, H, W, 2) in Lab units at the input resolution of L (B, H, W, 1)."""
+  def decode(self, outputs: Array, decoding: str | None = None, temperature: Array | float | None = None) -> Array:
+    """Model outputs (B, h, w, C) -> ab (B, h, w, 2) in Lab units at the output resolution: the one decoder
+    (inference, loss terms on decoded colors, metrics). Classification: `decoding` at `temperature` (default:
+    the run's; the annealed mean is differentiable, the mode is not); RGB regression: the Lab of the clipped RGB."""
     outputs = jnp.asarray(outputs, jnp.float32)
     if self.head == "classification":
-      ab = quantize.decode(outputs, self.bins, decoding or self.decoding,
-                           self.temperature if temperature is None else temperature)
-    elif self.target_space == "rgb":
-      rgb = upsample(outputs, l.shape[1], l.shape[2])
-      return color.rgb_to_lab(jnp.clip(rgb, 0.0, 1.0))[..., 1:]
-    else:
-      ab = color.unit_to_ab(outputs)
-    return upsample(ab, l.shape[1], l.shape[2])
+      return quantize.decode(outputs, self.bins, decoding or self.decoding,
+                             self.temperature if temperature is None else temperature)
+    if self.target_space == "rgb":
+      return color.rgb_to_lab(jnp.clip(outputs, 0.0, 1.0))[..., 1:]
+    return color.unit_to_ab(outputs)
+
+  def to_ab(self, outputs: Array, l: Array, decoding: str | None = None,
+            temperature: Array | float | None = None) -> Array:
+    """Model outputs -> ab (B, H, W, 2) in Lab units at the input resolution of L (B, H, W, 1)."""
+    return upsample(self.decode(outputs, decoding, temperature), l.shape[1], l.shape[2])

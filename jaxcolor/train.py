@@ -21,7 +21,7 @@ from absl import logging
 from clu import metric_writers
 from etils import epath
 
-from jaxcolor import builders, checkpoint, hints, optim, parallel, steps, storage
+from jaxcolor import builders, checkpoint, hints, optim, parallel, run_dir, steps, storage
 from jaxcolor.colorspace import color
 from jaxcolor.cpu import compiler
 from jaxcolor.data import input_pipeline, prefetch
@@ -41,18 +41,15 @@ def _prepare_prior(config, workdir: epath.Path, bins):
   """The run's ab prior: the one saved with the run, else config.prior_path, else estimated from data."""
   if bins is None or not config.rebalance:
     return None
-  if (workdir / checkpoint.PRIOR_FILE).exists():
-    return checkpoint.load_run_artifacts(workdir).prior
+  if (workdir / run_dir.PRIOR_FILE).exists():
+    return run_dir.read_artifacts(workdir).prior
   if config.prior_path:
     from jaxcolor.colorspace import prior as prior_lib
     p, saved_bins = prior_lib.load_prior(config.prior_path)
     _check_same_bins(config.prior_path, saved_bins, bins)
     return np.asarray(p)
   if config.init_from:  # fine-tuning keeps the rebalancing the model was trained with
-    from jaxcolor import checkpoint as ckpt_lib
-    from jaxcolor.inference import reference
-    source = reference.init_source(config.init_from)
-    arts = ckpt_lib.load_run_artifacts(source)
+    arts = run_dir.read_artifacts(run_dir.init_source(config.init_from))
     if arts.prior is not None:
       _check_same_bins(f"config.init_from={config.init_from!r}", arts.bins, bins)
       return arts.prior
@@ -75,14 +72,11 @@ RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "eva
                   "inference_size")
 RUN_AHEAD = 2  # steps the host may dispatch beyond the last finished one (async dispatch keeps the device busy)
 
-# A config.json written before a field existed reads as holding its default (`checkpoint.config_differences`).
-
-
 def _check_same_config(config, workdir: epath.Path) -> None:
   """A workdir holds one run: another config fails here, before its bins / prior are compared or estimated."""
-  fixed = [k for k in checkpoint.config_differences(workdir, config) if k.split(".")[0] not in RESUMABLE_KEYS]
+  fixed = [k for k in run_dir.config_differences(workdir, config) if k.split(".")[0] not in RESUMABLE_KEYS]
   if fixed:
-    raise ValueError(f"{workdir / checkpoint.CONFIG_FILE} holds a different config (keys differ: "
+    raise ValueError(f"{workdir / run_dir.CONFIG_FILE} holds a different config (keys differ: "
                      f"{', '.join(fixed)}); use another workdir to start a new run (a resumed run may change "
                      f"only {', '.join(RESUMABLE_KEYS)})")
 
@@ -108,8 +102,7 @@ class Trainer:
     _check_same_config(config, self.workdir)
     self.bins = builders.build_bins(config)
     self.prior = _prepare_prior(config, self.workdir, self.bins)
-    checkpoint.save_run_artifacts(self.workdir, config.to_dict(), self.bins, self.prior,
-                                  may_differ=RESUMABLE_KEYS)
+    run_dir.write_artifacts(self.workdir, config.to_dict(), self.bins, self.prior, may_differ=RESUMABLE_KEYS)
     self.task = builders.build_task(config, self.bins, self.prior)
     self.model = builders.build_model(config, self.bins.num_bins if self.bins else 2)
     self.loss_fn = builders.build_loss(config)
@@ -117,7 +110,7 @@ class Trainer:
     self.pmap = config.parallelism == "pmap"
     self.eval_specs = evaluators.eval_specs(config)
     self.evaluators = {name: evaluators.get_evaluator(spec.type) for name, spec in self.eval_specs.items()}
-    self._predictors: dict[tuple[str | None, float | None], Any] = {}
+    self._predictors: dict[str | None, Any] = {}
 
   def init_state(self) -> steps.TrainState:
     """Parameters created directly with their final sharding (replicated on the mesh)."""
@@ -145,10 +138,9 @@ class Trainer:
 
   def init_from(self, state: steps.TrainState) -> steps.TrainState:
     """A new run's state with the parameters and BatchNorm statistics of `config.init_from` (fresh optimizer)."""
-    from jaxcolor.inference import reference
     fresh = {"params": state.params, "batch_stats": state.batch_stats}
-    variables = reference.merge_init_variables(reference.load_init_variables(self.config.init_from), fresh,
-                                               self.config.init_from, tuple(self.config.init_from_exclude))
+    variables = run_dir.merge_init_variables(run_dir.load_init_variables(self.config.init_from), fresh,
+                                             self.config.init_from, tuple(self.config.init_from_exclude))
     rep = parallel.replicated(self.mesh)
     params = jax.device_put(jax.tree.map(jnp.asarray, variables["params"]), rep)
     params = jax.tree.map(lambda new, old: new.astype(old.dtype), params, state.params)
@@ -167,17 +159,16 @@ class Trainer:
     else:
       rep, data = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
       self.train_step = compiler.jit(step, in_shardings=(rep, data), out_shardings=(rep, rep), donate_argnums=(0,))
-    # Evaluation always runs under jit on the mesh (a pmap state is moved there by `on_mesh`).
-    self.predict_ab = self.predictor()
 
   def predictor(self, decoding: str | None = None, temperature: float | None = None):
-    """Jitted (variables, uint8 images) -> ab under a decoding (None: the run's), built once per decoding."""
-    key = (decoding, temperature)
-    if key not in self._predictors:
-      predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding,
-                                  temperature=temperature)
-      self._predictors[key] = compiler.jit(lambda variables, images: predict(variables, color.rgb_to_l_ab(images)[0]))
-    return self._predictors[key]
+    """(variables, uint8 images) -> ab under a decoding and temperature (None: the run's): `steps.predict_ab`,
+    jitted once per decoding (the temperature is its argument); it runs under jit on the mesh, pmap or not
+    (`on_mesh` moves a pmap state there)."""
+    if decoding not in self._predictors:
+      self._predictors[decoding] = compiler.jit(functools.partial(steps.predict_ab, model=self.model, task=self.task,
+                                                                  decoding=decoding))
+    jitted = self._predictors[decoding]
+    return lambda variables, images: jitted(variables, images, None, temperature)
 
   def on_mesh(self, state: steps.TrainState) -> steps.TrainState:
     """The state as global arrays replicated on the mesh (what jit, Orbax and callers take), pmap or not."""

@@ -53,11 +53,11 @@ def tiny_run_dir(tmp_path_factory) -> pathlib.Path:
   with the same layout, which test_train checks training writes.
   """
   from configs import unet_cls
-  from jaxcolor import builders
+  from run_helpers import write_untrained_run
 
   c = unet_cls.get_config("local")
   c.model_kwargs.features = (8, 16)
   c.image_size = 16
   wd = tmp_path_factory.mktemp("run")
-  builders.write_untrained_run(c, wd)
+  write_untrained_run(c, wd)
   return wd

@@ -1,5 +1,4 @@
-"""Checkpointing: sharded round trip, keep-N, async, save cadence, corrupt fallback, artifacts, SIGTERM."""
-import json
+"""Checkpointing: sharded round trip, keep-N, async, save cadence, corrupt fallback, SIGTERM."""
 import logging
 import os
 import signal
@@ -12,7 +11,6 @@ import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxcolor import checkpoint
-from jaxcolor.colorspace import quantize
 
 
 @pytest.fixture(scope="module")
@@ -235,46 +233,6 @@ def test_meta_must_be_json(tmp_path, mesh):
   with _sync(tmp_path) as ckpt:
     with pytest.raises(TypeError, match="JSON"):
       ckpt.maybe_save(0, _state(mesh), {"bad": object()})
-
-
-BINS = quantize.bins_from_centers(np.array([[-10, 0], [0, 0], [0, 10]], np.float32), 10.0, 110.0)
-
-
-def test_run_artifacts_round_trip_without_pickle(tmp_path):
-  config = {"model": {"name": "eccv16", "widths": (64, 128)}, "lr": 3e-4}
-  prior = np.array([0.5, 0.25, 0.25], np.float32)
-  checkpoint.save_run_artifacts(tmp_path, config, BINS, prior)
-  checkpoint.save_run_artifacts(tmp_path, config, BINS, prior)  # resume with the same values: fine
-  art = checkpoint.load_run_artifacts(tmp_path)
-  assert art.config == {"model": {"name": "eccv16", "widths": [64, 128]}, "lr": 3e-4}
-  assert json.loads((tmp_path / "config.json").read_text()) == art.config
-  np.testing.assert_array_equal(art.bins.centers, BINS.centers)
-  assert (art.bins.step, art.bins.extent) == (10.0, 110.0)
-  np.testing.assert_array_equal(art.bins.grid_to_bin, BINS.grid_to_bin)
-  np.testing.assert_array_equal(art.prior, prior)
-  for name in ("bins.npz", "prior.npz"):
-    with np.load(tmp_path / name, allow_pickle=False) as f:
-      assert all(f[k].dtype != object for k in f.files)
-
-
-def test_run_artifacts_without_bins(tmp_path):
-  checkpoint.save_run_artifacts(tmp_path, {"model": "unet", "loss": "l2"})
-  art = checkpoint.load_run_artifacts(tmp_path)
-  assert art.config == {"model": "unet", "loss": "l2"} and art.bins is None and art.prior is None
-  with pytest.raises(FileNotFoundError, match="config.json"):
-    checkpoint.load_run_artifacts(tmp_path / "elsewhere")
-
-
-def test_run_artifacts_refuse_a_different_config(tmp_path):
-  checkpoint.save_run_artifacts(tmp_path, {"model": {"name": "eccv16", "depth": 8}, "lr": 1e-3}, BINS)
-  with pytest.raises(ValueError, match=r"keys differ: lr, model\.depth, seed"):
-    checkpoint.save_run_artifacts(tmp_path, {"model": {"name": "eccv16"}, "lr": 2e-3, "seed": 1}, BINS)
-  with pytest.raises(ValueError, match="bins"):
-    checkpoint.save_run_artifacts(tmp_path, {"model": {"name": "eccv16", "depth": 8}, "lr": 1e-3})
-  assert checkpoint.load_run_artifacts(tmp_path).config["lr"] == 1e-3  # untouched
-  checkpoint.save_run_artifacts(tmp_path, {"lr": 2e-3}, overwrite=True)
-  art = checkpoint.load_run_artifacts(tmp_path)
-  assert art.config == {"lr": 2e-3} and art.bins is None
 
 
 def test_sigterm_requests_a_clean_stop(tmp_path, mesh):

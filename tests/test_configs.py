@@ -181,7 +181,7 @@ def test_the_objective_not_the_model_decides_the_fused_head():
 
 def _fields_read_by_the_package() -> dict[str, set[str]]:
   """Config field -> the package files reading it: `config.X` / `cfg.X`, `config.get("X")`, and the pipeline's
-  and optimizer's accessors `_field(config, "X")` / `_get(config, "X")`."""
+  accessor `_field(config, "X")`."""
   import ast
   methods = {"get", "to_dict", "items", "keys", "values", "unlock", "lock", "copy_and_resolve_references",
              "update", "to_json", "to_json_best_effort"}
@@ -196,7 +196,7 @@ def _fields_read_by_the_package() -> dict[str, set[str]]:
         if (isinstance(fn, ast.Attribute) and fn.attr == "get" and isinstance(fn.value, ast.Name)
             and fn.value.id in ("config", "cfg") and isinstance(args[0], ast.Constant)):
           name = args[0].value
-        elif isinstance(fn, ast.Name) and fn.id in ("_field", "_get") and len(args) > 1 and isinstance(args[1], ast.Constant):
+        elif isinstance(fn, ast.Name) and fn.id == "_field" and len(args) > 1 and isinstance(args[1], ast.Constant):
           name = args[1].value
       if name:
         reads.setdefault(name, set()).add(str(f.relative_to(REPO)))
@@ -215,11 +215,26 @@ def test_every_field_the_code_reads_is_in_the_defaults():
     assert not [k for k in reads if k not in recipe], name
 
 
-def test_optimizer_fields_have_one_default():
-  """jaxcolor.optim's fallbacks (for callers passing a plain dict) are the defaults' values, where both exist."""
-  from jaxcolor import defaults, optim
-  default = defaults.get_config()
-  unset = {"total_steps", "grad_clip_norm"}  # None in optim: "not given"; the defaults give 1000 and 0.0 (no clip)
-  differ = {k: (v, default[k]) for k, v in optim.DEFAULTS.items() if k in default and k not in unset
-            and v != default[k] and not (v == () and tuple(default[k]) == ())}
-  assert differ == {}
+def test_no_fallback_defaults_outside_the_defaults():
+  """One source of truth: the package reads config fields without defaults of its own: no `config.get("X", v)`
+  with a value v other than None, no pipeline accessor `_field(config, "X", <constant>)`, no optim.DEFAULTS."""
+  import ast
+  from jaxcolor import optim
+  assert not hasattr(optim, "DEFAULTS")
+  fallbacks = []
+  for f in (REPO / "jaxcolor").rglob("*.py"):
+    for node in ast.walk(ast.parse(f.read_text())):
+      if not (isinstance(node, ast.Call) and len(node.args) > 1):
+        continue
+      fn, args = node.func, node.args
+      if isinstance(fn, ast.Attribute) and fn.attr == "get" and isinstance(fn.value, ast.Name) and fn.value.id in (
+          "config", "cfg"):
+        key, default = args[0], args[1]
+      elif isinstance(fn, ast.Name) and fn.id == "_field" and len(args) > 2:
+        key, default = args[1], args[2]
+      else:
+        continue
+      if isinstance(key, ast.Constant) and (isinstance(default, (ast.Tuple, ast.List, ast.Dict)) or (
+          isinstance(default, ast.Constant) and default.value is not None)):
+        fallbacks.append(f"{f.relative_to(REPO)}:{node.lineno} {key.value}")
+  assert fallbacks == []

@@ -169,6 +169,35 @@ def test_conv_transpose_matches_flax(shape, k, s, padding, phased):
     np.testing.assert_allclose(g["params"][name], g_ref["params"][name], rtol=1e-5, atol=1e-4)
 
 
+def test_conv_transpose_2x2_stride_2_valid_is_two_matmuls():
+  """unet's upsampling (`conv_grad.deconv2x2` on CPU): nn.ConvTranspose's parameters from the same key, its values
+  and gradients, and no convolution left."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 3, 6))
+  ref = nn.ConvTranspose(4, (2, 2), strides=(2, 2), padding="VALID")
+  mine = conv_grad.ConvTranspose(4, (2, 2), strides=(2, 2), padding="VALID")
+  jax.tree.map(np.testing.assert_array_equal, mine.init(jax.random.key(1), x), ref.init(jax.random.key(1), x))
+  v = {"params": {"kernel": jax.random.normal(jax.random.key(2), (2, 2, 6, 4)),
+                  "bias": jax.random.normal(jax.random.key(3), (4,))}}
+  assert "conv_general_dilated" not in str(jax.make_jaxpr(mine.apply)(v, x))
+  assert mine.apply(v, x).shape == (2, 10, 6, 4)
+  np.testing.assert_allclose(mine.apply(v, x), ref.apply(v, x), rtol=1e-5, atol=1e-5)
+  loss = lambda m: (lambda v, x: jnp.sum(jnp.sin(m.apply(v, x))))
+  g_mine, g_ref = jax.grad(loss(mine), (0, 1))(v, x), jax.grad(loss(ref), (0, 1))(v, x)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), g_mine, g_ref)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_dilation=(2, 2)), dict(transpose_kernel=True),
+                                    dict(padding=((1, 2), (0, 1))), dict(padding="CIRCULAR")])
+def test_conv_transpose_leaves_other_settings_to_flax(kwargs):
+  """A drop-in for nn.ConvTranspose: what `conv_transpose` does not cover runs as flax's module, same values."""
+  x = jax.random.normal(jax.random.key(0), (2, 6, 5, 3))
+  ref = nn.ConvTranspose(4, (3, 3), strides=(2, 2), **kwargs)
+  mine = conv_grad.ConvTranspose(4, (3, 3), strides=(2, 2), **kwargs)
+  v = ref.init(jax.random.key(1), x)
+  assert jax.tree.map(jnp.shape, mine.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, v)
+  np.testing.assert_array_equal(mine.apply(v, x), ref.apply(v, x))
+
+
 def test_conv_transpose_input_gradient():
   x = jax.random.normal(jax.random.key(0), (2, 7, 7, 5))
   w = jax.random.normal(jax.random.key(1), (4, 4, 5, 3))

@@ -1,20 +1,23 @@
-"""Every registered model computes the same thing with jaxcolor's CPU forms on (the XLA:CPU default) and off
-(the plain Flax / XLA operations that GPUs and TPUs run): outputs, BatchNorm statistics and the gradient of a
-loss, in training mode, for both heads. `conv_grad.cpu_paths()` is the one switch (read at trace time).
+"""The CPU kernels reach every model from outside it: `builders.build_model` sets the model's layer fields to
+`jaxcolor.cpu.kernels` while `conv_grad.cpu_paths()` (the XLA:CPU default), and leaves flax's layers (what GPUs
+and TPUs run) otherwise. Both compute the same thing with the same parameters: outputs, BatchNorm statistics and
+the gradient of a loss, in training mode, for both heads.
 
-Per-layer equalities are in test_conv_grad / test_winograd / test_layers / test_head_loss; this checks that the
-models reach them through that switch alone. Tolerances: float32 sums over at most a few thousand terms in
-another order (and Winograd's transforms) differ by ~1e-5 of the largest magnitude in each tree (outputs,
-statistics, gradients); 1e-3 of it is the bound.
+Per-layer equalities are in test_conv_grad / test_winograd / test_depthwise / test_layers / test_head_loss; this
+checks that the models reach them through their fields alone. Tolerances: float32 sums over at most a few
+thousand terms in another order (and Winograd's transforms) differ by ~1e-5 of the largest magnitude in each
+tree (outputs, statistics, gradients); 1e-3 of it is the bound.
 """
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor.cpu import conv_grad
+from jaxcolor import builders, defaults
+from jaxcolor.cpu import conv_grad, kernels
 from jaxcolor.models import MODELS, get_model
 
 # name -> (kwargs of a small variant, input side); widths reach the rewrites' thresholds where cheap: unet's
@@ -43,8 +46,7 @@ def test_every_model_is_covered():
 
 
 def _loss_and_grads(model, variables, l):
-  """(outputs, new batch_stats, grads of a weighted loss on the outputs) of a training-mode apply, jitted now,
-  so the trace reads the current `conv_grad.cpu_paths()`."""
+  """(outputs, new batch_stats, grads of a weighted loss on the outputs) of a jitted training-mode apply."""
   def loss(params):
     out, upd = model.apply({**variables, "params": params}, l, train=True, mutable=["batch_stats"],
                            rngs={"dropout": jax.random.key(2)})
@@ -68,16 +70,16 @@ SLOW = ("vgg16_ae", "resnet50_unet", "koalarization", "hybrid_unet", "eccv16")
                                   for n in sorted(VARIANTS)])
 def test_cpu_forms_match_the_plain_forms(name, head):
   kwargs, side = VARIANTS[name]
-  model = get_model(name, head=head, num_bins=13, **kwargs)
+  assert conv_grad.cpu_paths()  # the suite runs on CPU, where the CPU forms are the default
+  model = get_model(name, head=head, num_bins=13, **kwargs)  # flax's layers
+  fast = get_model(name, head=head, num_bins=13, **kwargs, **kernels.for_model(MODELS[name]))
+  assert (model.conv, fast.conv) == (nn.Conv, conv_grad.Conv)
   l = jax.random.uniform(jax.random.key(1), (2, side, side, 1), minval=0.0, maxval=100.0)
   variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0, impl="rbg"), l)
-  assert conv_grad.cpu_paths()  # the suite runs on CPU, where the CPU forms are the default
-  cpu = _loss_and_grads(model, variables, l)
-  previous = conv_grad.set_cpu_paths(False)
-  try:
-    plain = _loss_and_grads(model, variables, l)
-  finally:
-    conv_grad.set_cpu_paths(previous)
+  init = lambda m: jax.eval_shape(lambda: m.init(jax.random.key(0), l, train=False))
+  shapes = lambda m: jax.tree.map(lambda a: (a.shape, a.dtype), init(m))
+  assert shapes(fast) == shapes(model)  # the same parameter tree, so checkpoints load in either
+  cpu, plain = _loss_and_grads(fast, variables, l), _loss_and_grads(model, variables, l)
   for what, a, b in zip(("outputs", "batch_stats", "grads"), cpu, plain):
     assert jax.tree.structure(a) == jax.tree.structure(b), what
     # the scale of the whole tree: a gradient that is a cancellation residue (a BatchNorm scale's, ~1e-5
@@ -85,3 +87,34 @@ def test_cpu_forms_match_the_plain_forms(name, head):
     scale = max(float(np.max(np.abs(np.asarray(y)))) for y in jax.tree.leaves(b))
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
       _close(x, y, scale, f"{name} {head} {what} {jax.tree_util.keystr(path)}")
+
+
+def test_build_model_gives_the_cpu_kernels_while_the_switch_is_on():
+  config = defaults.get_config()
+  config.model, config.model_kwargs = "efficientnet_unet", {"encoder_width": 0.25, "encoder_depth": 0.3}
+  model = builders.build_model(config, 2)
+  assert (model.conv, model.conv_transpose, model.max_pool) == (conv_grad.Conv, conv_grad.ConvTranspose,
+                                                                 kernels.max_pool)
+  previous = conv_grad.set_cpu_paths(False)
+  try:
+    model = builders.build_model(config, 2)
+  finally:
+    conv_grad.set_cpu_paths(previous)
+  assert (model.conv, model.conv_transpose, model.max_pool) == (nn.Conv, nn.ConvTranspose, nn.max_pool)
+
+
+def test_a_new_model_with_a_conv_field_gets_the_cpu_conv():
+  """What a model declares of the kernels' fields is all it gets, so one written with flax's `conv: ModuleDef`
+  pattern runs the CPU conv once built through `kernels.for_model`."""
+  class Tiny(nn.Module):
+    conv: type = nn.Conv
+
+    @nn.compact
+    def __call__(self, x):
+      return self.conv(8, (3, 3))(x)
+
+  assert kernels.for_model(Tiny) == {"conv": conv_grad.Conv}
+  assert kernels.for_model(nn.Dense) == {}
+  x = jnp.ones((2, 6, 6, 1))  # one input channel: the patches kernel gradient, a custom VJP
+  fast = Tiny(**kernels.for_model(Tiny))
+  assert "custom_vjp" in str(jax.make_jaxpr(fast.apply)(fast.init(jax.random.key(0), x), x))

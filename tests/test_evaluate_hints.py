@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from configs import default
-from jaxcolor import builders, evaluate_hints
+from jaxcolor import evaluate_hints
+from run_helpers import write_untrained_run
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def guided_cls_run(tmp_path_factory):
   c.model, c.model_kwargs, c.head = "siggraph17", ml_collections.ConfigDict(dict(width=1 / 16)), "classification"
   c.loss, c.image_size, c.hints.enabled = "cross_entropy", 32, True
   wd = tmp_path_factory.mktemp("guided_cls")
-  builders.write_untrained_run(c, wd)
+  write_untrained_run(c, wd)
   return wd
 
 

@@ -14,14 +14,16 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from etils import epath
 from PIL import Image
 
 import gcs_emulator
-from jaxcolor import checkpoint, colorize, evaluate, storage, train
+from jaxcolor import checkpoint, colorize, evaluate, run_dir, storage, train
 from jaxcolor.data import datasets, folder_dataset, input_pipeline
+from run_helpers import write_untrained_run
 from test_storage import check_write_atomic
 from train_support import (REPO, assert_trees_close, assert_trees_equal, cache_env, compilation_cache,  # noqa: F401
                            no_eval, sigterm_after, tiny_config, two_processes_and_one)
@@ -61,7 +63,21 @@ def test_storage_writes_whole_objects_or_nothing(gcs, bucket):
   with pytest.raises(FileNotFoundError, match=f"{bucket}/atomic/nothing.json"):
     storage.read_bytes(f"{bucket}/atomic/nothing.json")
   with pytest.raises(FileNotFoundError, match=f"{bucket}/no_run/config.json"):
-    checkpoint.load_run_artifacts(f"{bucket}/no_run")
+    run_dir.read_artifacts(f"{bucket}/no_run")
+
+
+def test_run_folder_in_the_bucket_reads_back_as_on_disk(gcs, bucket, tiny_run_dir):
+  """A run folder written to gs:// (config.json, bins, prior, a checkpoint) reads back as the same run on local
+  disk does, and names a valid config.init_from."""
+  config = ml_collections.ConfigDict(run_dir.read_config(tiny_run_dir))
+  wd = f"{bucket}/untrained"
+  write_untrained_run(config, wd)
+  local, remote = run_dir.read_artifacts(tiny_run_dir), run_dir.read_artifacts(wd)
+  assert remote.config == local.config and run_dir.config_differences(wd, config) == []
+  np.testing.assert_array_equal(remote.bins.centers, local.bins.centers)
+  np.testing.assert_array_equal(remote.prior, local.prior)
+  assert_trees_equal(run_dir.restore_variables(wd), run_dir.restore_variables(tiny_run_dir))
+  assert str(run_dir.init_source(wd)) == wd
 
 
 def test_prior_and_keras_weights_from_the_bucket(gcs, bucket):
@@ -102,7 +118,7 @@ def test_run_in_a_bucket_stops_and_resumes_to_the_uninterrupted_params(gcs, buck
   assert int(resumed.step) == 6
   assert_trees_equal(resumed, ref)
   names = gcs.list_objects(bucket, "run/")
-  for f in (checkpoint.CONFIG_FILE, checkpoint.BINS_FILE, checkpoint.PRIOR_FILE):
+  for f in (run_dir.CONFIG_FILE, run_dir.BINS_FILE, run_dir.PRIOR_FILE):
     assert f"run/{f}" in names
   assert any(n.startswith("run/checkpoints/6/") for n in names)
   assert any(n.startswith("run/tensorboard/events.out.tfevents") for n in names)
@@ -200,4 +216,4 @@ def test_two_processes_on_the_bucket_match_one_process(gcs, bucket, gs_data_dir,
     assert_trees_close({k: multi[k] for k in ref if k.startswith(part)}, {k: ref[k] for k in ref if k.startswith(part)})
   assert checkpoint.Checkpointer(f"{bucket}/two/multi", read_only=True).all_steps() == [2, 3]
   names = gcs.list_objects(bucket, "two/multi/")
-  assert f"two/multi/{checkpoint.CONFIG_FILE}" in names and any("tensorboard/events" in n for n in names)
+  assert f"two/multi/{run_dir.CONFIG_FILE}" in names and any("tensorboard/events" in n for n in names)

@@ -9,9 +9,10 @@ from etils import epath
 from PIL import Image
 from skimage import color as skcolor
 
-from jaxcolor import builders, colorize, hints
+from jaxcolor import colorize, hints
 from jaxcolor.inference import hint_file
 from configs import default
+from run_helpers import write_untrained_run
 
 
 def test_colors_parse_as_hex_short_hex_and_lists():
@@ -68,7 +69,7 @@ def guided_run(tmp_path_factory):
   c.model, c.model_kwargs = "siggraph17", ml_collections.ConfigDict(dict(width=1 / 16))
   c.image_size, c.hints.enabled = 32, True
   wd = tmp_path_factory.mktemp("guided_run")
-  builders.write_untrained_run(c, wd)
+  write_untrained_run(c, wd)
   return wd
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxcolor import defaults
 from jaxcolor.data import input_pipeline as ip
 from jaxcolor.data import prefetch
 
@@ -49,9 +50,11 @@ def data_dir(tmp_path_factory):
 
 
 def _config(dataset: str, data_dir: str, **kw) -> ml_collections.ConfigDict:
-  base = dict(dataset=dataset, data_dir=data_dir, image_size=32, batch_size=8, seed=0,
-              augment=dict(random_resized_crop=True, flip=True, rotation_degrees=0.0, zoom=0.0),
-              progressive_sizes=(), min_colorfulness=2.0, shuffle_buffer=64)
+  """jaxcolor.defaults with the test's fields; `augment` given as a dict updates the default augment (values put
+  in as given: unchecked types, as code may build a config)."""
+  base = defaults.get_config().to_dict()
+  base.update(dataset=dataset, data_dir=data_dir, image_size=32, batch_size=8, seed=0, shuffle_buffer=64)
+  base["augment"].update(kw.pop("augment", {}))
   base.update(kw)
   return ml_collections.ConfigDict(base)
 

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from jaxcolor import task as task_lib
 from jaxcolor.colorspace import color, quantize
 from jaxcolor.evaluation import evaluators, metrics
 
@@ -273,19 +274,22 @@ def test_evaluator_identical_prediction_caps_psnr(photos):
   assert 100.0 - 1 / 3 - 1e-3 <= res["auc"] <= 100.0
 
 
-def test_evaluator_decodes_low_resolution_logits(photos):
+def test_evaluator_scores_low_resolution_ab_decoded_by_the_task(photos):
+  """Logits at 1/4 of the photo (Zhang's output) decoded by the task's one decoder, then upsampled by the
+  evaluator, score as the constant ab they decode to; anything but ab (B, h, w, 2) is refused."""
   bins = quantize.make_bins()
   target = [30.0, -20.0]
   idx = int(np.argmin(((bins.centers - target) ** 2).sum(-1)))
+  task = task_lib.ColorTask(head="classification", bins=bins, decoding="mode")
   logits = lambda im: 50.0 * jax.nn.one_hot(jnp.full((im.shape[0], 16, 24), idx), bins.num_bins)
   constant = lambda im: jnp.broadcast_to(jnp.asarray(target), im.shape[:3] + (2,))
-  ev = evaluators.get_evaluator("color_metrics", decode="mode", grayscale_baseline=False)
-  from_logits = dict(ev.run(logits, [{"image": photos}]))
+  ev = evaluators.get_evaluator("color_metrics", grayscale_baseline=False)
+  from_logits = dict(ev.run(lambda im: task.decode(logits(im)), [{"image": photos}]))
   from_ab = dict(ev.run(constant, [{"image": photos}]))
   for k in from_ab:
     np.testing.assert_allclose(from_logits[k], from_ab[k], rtol=1e-5, err_msg=k)
-  with pytest.raises(ValueError, match="channels"):
-    list(ev.run(lambda im: jnp.zeros(im.shape[:3] + (7,)), [{"image": photos}]))
+  with pytest.raises(ValueError, match=r"takes predicted ab \(B, h, w, 2\)"):
+    list(ev.run(logits, [{"image": photos}]))
 
 
 def test_registry_errors():
@@ -293,5 +297,3 @@ def test_registry_errors():
     evaluators.get_evaluator("no_such_metric")
   with pytest.raises(ValueError, match="does not take"):
     evaluators.get_evaluator("color_metrics", temprature=0.4)
-  with pytest.raises(ValueError, match="decoding"):
-    evaluators.get_evaluator("color_metrics", decode="median")

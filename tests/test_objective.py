@@ -120,8 +120,7 @@ def test_training_lowers_the_term(name, head):
 
 def test_composed_objective_is_the_weighted_sum_and_logs_every_term():
   config = unet_cls.get_config("local")
-  config.losses.cross_entropy = 1.0
-  config.losses.l1_decoded = 0.25
+  config.losses.l1_decoded = 0.25  # added to config.loss (cross-entropy, weight unset: 1)
   config.loss_options.l1_decoded.temperature = 0.5
   builders.check_config(config)
   obj = builders.build_loss(config)
@@ -153,9 +152,64 @@ def test_single_loss_configs_build_the_same_objective_as_before():
   out = jnp.asarray(np.random.default_rng(11).normal(0, 0.3, (2, 8, 8, 2)), jnp.float32)
   x = _inputs(out, images, task_lib.ColorTask())
   total, logged = obj(x)
-  assert logged == {}
+  assert set(logged) == {"loss/huber", "loss/huber_weighted"}  # logged with one term too
   assert np.array_equal(np.asarray(total), np.asarray(losses.huber(out, x.target, delta=0.2)))
+  assert np.array_equal(np.asarray(logged["loss/huber"]), np.asarray(total))
+  assert np.array_equal(np.asarray(logged["loss/huber_weighted"]), np.asarray(total))
   assert builders.build_loss(unet_cls.get_config("local")).head_input
+  hist = _train(obj, "regression", n=1)
+  assert hist[0]["loss/huber"] == hist[0]["loss"] == hist[0]["loss/huber_weighted"]
+
+
+def test_config_loss_is_one_weighted_term():
+  """Its weight is config.losses.<config.loss> (unset: 1); 0 removes it, leaving the other terms; a term weighted
+  0 is not added; no term left fails before compilation, saying how to fix it."""
+  config = unet_cls.get_config("local")
+  assert objective.terms(config) == (("cross_entropy", 1.0, {}),)
+  config.losses.cross_entropy, config.losses.l1_decoded, config.losses.l2_decoded = 0.0, 1.0, 0.0
+  builders.check_config(config)
+  assert objective.terms(config) == (("l1_decoded", 1.0, {"rebalanced": False}),)
+  assert builders.build_loss(config).names == ("l1_decoded",)
+  config.losses.cross_entropy = 2.0
+  assert [(n, w) for n, w, _ in objective.terms(config)] == [("cross_entropy", 2.0), ("l1_decoded", 1.0)]
+  config.losses.cross_entropy, config.losses.l1_decoded = 0.0, None
+  with pytest.raises(ValueError, match=r"no loss term left: config.losses.cross_entropy=0 removes "
+                                       r"config.loss='cross_entropy'.*registered losses: adversarial, colorfulness"):
+    builders.check_config(config)
+  with pytest.raises(ValueError, match="no loss term left"):
+    builders.build_loss(config)
+
+
+def test_term_options_overlay():
+  """config.loss takes config.loss_options.<name> overlaid by config.loss_kwargs; the other terms their
+  loss_options; options left at None are not passed (the term's default applies)."""
+  config = unet_reg.get_config("local")
+  config.loss = "huber"
+  config.loss_options.huber.delta = 0.3
+  config.losses.colorfulness = 0.5
+  config.loss_options.colorfulness.eps = 0.01
+  assert objective.terms(config) == (("colorfulness", 0.5, {"eps": 0.01}), ("huber", 1.0, {"delta": 0.3}))
+  config.loss_kwargs.delta = 0.2
+  assert dict(objective.terms(config)[1][2]) == {"delta": 0.2}
+  config.loss_kwargs.eps = 0.1  # config.loss's own options only
+  assert objective.terms(config)[0][2] == {"eps": 0.01}
+  with pytest.raises(ValueError, match=r"loss 'huber' does not take options \['delta', 'eps'\]"):
+    builders.check_config(config)
+
+
+def test_unknown_loss_names_list_the_choices():
+  choices = ", ".join(sorted(losses.LOSSES))
+  config = unet_reg.get_config("local")
+  config.losses.nope = 0.5
+  with pytest.raises(ValueError, match=f"unknown loss 'nope'; choose one of: {choices}"):
+    builders.check_config(config)
+  config.losses.nope = None  # unset, yet no such term
+  with pytest.raises(ValueError, match=re.escape(f"config.losses names ['nope']; registered losses: {choices}")):
+    builders.check_config(config)
+  config = unet_reg.get_config("local")
+  config.loss = "nope"
+  with pytest.raises(ValueError, match=f"config.loss='nope' is not valid; choose one of: {choices}"):
+    builders.check_config(config)
 
 
 def test_config_mistakes_fail_before_compilation(monkeypatch):

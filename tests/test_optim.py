@@ -6,11 +6,12 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import optim
+from jaxcolor import defaults, optim
 
 
 def _cfg(**kw) -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(kw)
+  """A run config: jaxcolor.defaults with `kw` put in as given (unchecked types, as code may build one)."""
+  return ml_collections.ConfigDict({**defaults.get_config().to_dict(), **kw})
 
 
 def _params():
@@ -121,7 +122,7 @@ def test_clipping_bounds_update_norm():
   grads = {"a": jnp.full(3, 100.0), "b": jnp.full(4, -50.0)}
   norm = lambda t: float(optax.tree.norm(t))
   base = dict(optimizer="sgd", momentum=0.0, learning_rate=1.0)
-  for clip in (None, 0):
+  for clip in (0, 0.0):
     tx = optim.make_optimizer(_cfg(**base, grad_clip_norm=clip))
     assert norm(tx.update(grads, tx.init(params), params)[0]) == pytest.approx(norm(grads))
   tx = optim.make_optimizer(_cfg(**base, grad_clip_norm=2.0))
@@ -209,7 +210,7 @@ def test_lr_multipliers_scale_a_prefix(optimizer):
     (dict(learning_rate=-1e-3), "config.learning_rate must be a number in \\(0"),
     (dict(learning_rate=0.0), "config.learning_rate"),
     (dict(schedule="warmup_cosine", warmup_steps=200, total_steps=100), "config.warmup_steps .*200"),
-    (dict(schedule="warmup_cosine"), "config.total_steps is required"),
+    (dict(schedule="warmup_cosine", total_steps=0), "config.total_steps must be an int in \\[1"),
     (dict(schedule="step"), "config.decay_every is required"),
     (dict(schedule="step", decay_every=10, decay_factor=0.0), "config.decay_factor"),
     (dict(schedule="reduce_on_plateau", plateau_factor=1.0), "config.plateau_factor"),

@@ -1,5 +1,6 @@
 """jaxcolor.inference.reference: the shipped models (a release regression test against their cards), export and loading
-without pickle, colorize / evaluate with no workdir, and fine-tuning from a shipped model (config.init_from)."""
+without pickle, colorize / evaluate with no workdir, and fine-tuning from a shipped model (config.init_from, which
+`jaxcolor.run_dir` resolves)."""
 import importlib
 import json
 import os
@@ -12,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import builders, colorize, evaluate, train
+from jaxcolor import builders, colorize, evaluate, run_dir, train
 from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer
+from run_helpers import write_untrained_run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -24,10 +26,10 @@ if str(REPO) not in sys.path:
 
 # --- the release: every shipped model loads, and colorizes Kodak photos as its card says --------------------
 
-@pytest.mark.parametrize("name", sorted(reference.MODELS))
+@pytest.mark.parametrize("name", sorted(run_dir.REFERENCE_MODELS))
 def test_shipped_model_is_installed_small_and_pickle_free(name):
-  folder = reference.root() / name
-  assert (folder / reference.VARIABLES_FILE).stat().st_size <= 25 * 2**20
+  folder = run_dir.reference_root() / name
+  assert (folder / run_dir.VARIABLES_FILE).stat().st_size <= 25 * 2**20
   for f in ("config.json", "MODEL_CARD.md", reference.CARD_FILE):
     assert (folder / f).is_file(), f"{name}: {f} missing"
   model = reference.load(name)  # np.load(..., allow_pickle=False) throughout
@@ -35,10 +37,10 @@ def test_shipped_model_is_installed_small_and_pickle_free(name):
   assert model.config["model"] == config.model and model.config["head"] == config.head
   expected = builders.build_model(config, 313 if config.head == "classification" else 2)
   shapes = jax.eval_shape(lambda: expected.init(jax.random.key(0), np.zeros((1, 64, 64, 1)), train=False))
-  reference.check_same_structure(model.variables, shapes, name)
+  run_dir.check_same_structure(model.variables, shapes, name)
 
 
-@pytest.mark.parametrize("name", sorted(reference.MODELS))
+@pytest.mark.parametrize("name", sorted(run_dir.REFERENCE_MODELS))
 def test_shipped_model_matches_its_card_on_kodak(name, shared_data):
   """Metrics of the released weights on the card's Kodak photos, as colorize computes them, within 0.05."""
   card = reference.load(name).card
@@ -55,7 +57,7 @@ def test_shipped_model_matches_its_card_on_kodak(name, shared_data):
 
 
 def test_default_and_unknown_names():
-  assert reference.DEFAULT in reference.MODELS
+  assert reference.DEFAULT in run_dir.REFERENCE_MODELS
   with pytest.raises(ValueError, match="choose one of: accurate, vivid"):
     reference.load("nope")
 
@@ -66,13 +68,12 @@ def test_default_and_unknown_names():
 def exported(tiny_run_dir, tmp_path, monkeypatch):
   root = tmp_path / "reference_models"
   folder = reference.export(str(tiny_run_dir), "vivid", out_root=root, card={"note": "test"})
-  monkeypatch.setattr(reference, "root", lambda: root)
+  monkeypatch.setattr(run_dir, "reference_root", lambda: root)
   return folder
 
 
 def test_export_round_trip_loads_the_same_variables(tiny_run_dir, exported):
-  from jaxcolor import checkpoint
-  variables, step = checkpoint.restore_variables(tiny_run_dir)
+  variables, step = run_dir.restore_variables(tiny_run_dir)
   loaded = reference.load("vivid")
   assert loaded.step == step and loaded.card["note"] == "test"
   assert loaded.config["data_dir"] == "~/tensorflow_datasets"  # not the exporting machine's TFDS folder
@@ -84,23 +85,15 @@ def test_export_round_trip_loads_the_same_variables(tiny_run_dir, exported):
 
 
 def test_float16_export_halves_the_file_and_loads_as_float32(tiny_run_dir, tmp_path):
-  from jaxcolor import checkpoint
   full = reference.export(str(tiny_run_dir), "vivid", out_root=tmp_path / "f32")
   half = reference.export(str(tiny_run_dir), "vivid", out_root=tmp_path / "f16", dtype="float16")
-  size = lambda folder: os.path.getsize(folder / reference.VARIABLES_FILE)
+  size = lambda folder: os.path.getsize(folder / run_dir.VARIABLES_FILE)
   assert size(half) < 0.7 * size(full)  # about half, plus the per-array headers of this tiny model
-  variables, _ = checkpoint.restore_variables(tiny_run_dir)
-  loaded = reference.load_variables(half / reference.VARIABLES_FILE)
+  variables, _ = run_dir.restore_variables(tiny_run_dir)
+  loaded = run_dir.read_variables(half)
   for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(loaded)):
     assert b.dtype == np.float32
     np.testing.assert_allclose(b, a, rtol=2**-11, atol=2**-24)  # float16 keeps 11 significant bits
-
-
-def test_variables_file_is_not_unpickled(tmp_path):
-  bad = tmp_path / "variables.npz"
-  np.save(bad, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-  with pytest.raises(ValueError, match="not a jaxcolor variables file"):
-    reference.load_variables(bad)
 
 
 def test_colorize_without_workdir_uses_the_default_model(exported, shared_data, tmp_path, monkeypatch):
@@ -127,10 +120,7 @@ def test_evaluate_a_reference_model_at_another_size(exported, shared_data, tmp_p
 # --- fine-tuning from a shipped model ------------------------------------------------------------------------
 
 def _tiny_config(tiny_run_dir):
-  from jaxcolor import checkpoint
-  import ml_collections
-  c = ml_collections.ConfigDict(checkpoint.load_run_artifacts(tiny_run_dir).config)
-  return c
+  return ml_collections.ConfigDict(run_dir.read_config(tiny_run_dir))
 
 
 def test_init_from_starts_from_the_given_weights(exported, tiny_run_dir, tmp_path):
@@ -166,7 +156,7 @@ def test_init_from_a_regression_body_keeps_the_excluded_head_fresh(tiny_run_dir,
   from flax import traverse_util
   reg = _tiny_config(tiny_run_dir)
   reg.head, reg.loss, reg.rebalance = "regression", "l1", False
-  builders.write_untrained_run(reg, tmp_path / "reg")
+  write_untrained_run(reg, tmp_path / "reg")
   config = _tiny_config(tiny_run_dir)
   config.init_from = str(tmp_path / "reg")
   config.rebalance = False  # no prior to estimate: this test is about the weights
@@ -182,8 +172,7 @@ def test_init_from_a_regression_body_keeps_the_excluded_head_fresh(tiny_run_dir,
   trainer = train.Trainer(config, str(tmp_path / "c"))
   fresh = trainer.init_state()
   state = trainer.init_from(fresh)
-  from jaxcolor import checkpoint
-  source = traverse_util.flatten_dict(checkpoint.restore_variables(tmp_path / "reg")[0]["params"], sep="/")
+  source = traverse_util.flatten_dict(run_dir.restore_variables(tmp_path / "reg")[0]["params"], sep="/")
   got = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
   init = traverse_util.flatten_dict(jax.device_get(fresh.params), sep="/")
   assert {k for k in got if k.startswith("head/")} == {"head/proj/kernel", "head/proj/bias"}

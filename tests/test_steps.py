@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jaxcolor import parallel, steps
-from jaxcolor.colorspace import quantize
+from jaxcolor.colorspace import color, quantize
 from jaxcolor.losses import head_loss, objective
 from jaxcolor import task as task_lib
 from jaxcolor.models import get_model
@@ -123,3 +123,31 @@ def test_bfloat16_compute_trains_with_float32_params():
     losses_.append(float(m["loss"]))
   assert all(np.isfinite(losses_)) and losses_[-1] < losses_[0]
   assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
+
+
+def test_predict_ab_is_the_inference_path():
+  """steps.predict_ab = L -> model -> the task's decoder, at the photo's size or at `size` (RGB resized on device,
+  ab upsampled back); the temperature is a traced argument (one program for any value)."""
+  bins = quantize.make_bins()
+  model = get_model("unet", head="classification", features=(4, 8))
+  task = task_lib.ColorTask(head="classification", bins=bins)
+  state = steps.init_state(steps.make_rng(0), model=model, tx=optax.sgd(0.1), image_shape=(1, SIZE, SIZE, 3))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  images = _images(3)
+  l = color.rgb_to_l_ab(images)[0]
+  direct = steps.predict_ab_from_l(variables, l, model=model, task=task)
+  np.testing.assert_array_equal(np.asarray(steps.predict_ab(variables, images, model=model, task=task)),
+                                np.asarray(direct))
+  small = jnp.clip(jax.image.resize(color.to_float_rgb(images), (BATCH, SIZE // 2, SIZE // 2, 3), "cubic",
+                                    antialias=True), 0.0, 1.0)
+  expect = task_lib.upsample(steps.predict_ab_from_l(variables, color.rgb_to_l_ab(small)[0], model=model,
+                                                     task=task), SIZE, SIZE)
+  got = steps.predict_ab(variables, images, model=model, task=task, size=SIZE // 2)
+  assert got.shape == (BATCH, SIZE, SIZE, 2)
+  np.testing.assert_allclose(np.asarray(got), np.asarray(expect), atol=1e-4)  # ab in [-110, 110]: float32 ulps
+  jitted = jax.jit(functools.partial(steps.predict_ab, model=model, task=task))
+  for t in (0.38, 1.0):
+    np.testing.assert_allclose(np.asarray(jitted(variables, images, None, t)),
+                               np.asarray(steps.predict_ab_from_l(variables, l, model=model, task=task,
+                                                                  temperature=t)), atol=1e-3)
+  assert jitted._cache_size() == 1  # one program for both temperatures

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor import checkpoint, train
+from jaxcolor import checkpoint, run_dir, train
 from train_support import (REPO, Crash, assert_trees_close, assert_trees_equal, cache_env, compilation_cache,  # noqa: F401
                            crash_after_step_5, data_dir, hook_steps, no_eval, restore, sigterm_after, tiny_config)
 
@@ -286,7 +286,7 @@ def test_run_writes_artifacts_and_refuses_another_config(data_dir, tmp_path):
   assert json.loads((wd / "config.json").read_text()) == json.loads(json.dumps(cfg.to_dict()))
   assert list((wd / "tensorboard").glob("events.out.tfevents.*"))
   assert (wd / "samples" / "step_00000002.png").stat().st_size > 0
-  art = checkpoint.load_run_artifacts(wd)
+  art = run_dir.read_artifacts(wd)
   assert art.bins.num_bins == 313 and art.prior.shape == (313,) and abs(art.prior.sum() - 1) < 1e-4
   assert checkpoint.Checkpointer(wd, read_only=True).all_steps() == [2]
 
@@ -345,10 +345,11 @@ def test_workdir_from_before_added_fields_resumes(tmp_path):
   cfg = tiny_config(tmp_path / "tfds")
   old = cfg.to_dict()
   del old["weight_decay"], old["weight_decay_on"], old["augment"]["zoom"]
-  checkpoint.save_run_artifacts(tmp_path, old)
-  assert "zoom" not in checkpoint.saved_config(tmp_path)["augment"]  # read as jaxcolor.defaults' 0.0
+  run_dir.write_artifacts(tmp_path, old)
+  assert "zoom" not in json.loads((tmp_path / run_dir.CONFIG_FILE).read_text())["augment"]
+  assert run_dir.read_config(tmp_path)["augment"]["zoom"] == 0.0  # read as jaxcolor.defaults' value
   train._check_same_config(cfg, tmp_path)
-  checkpoint.save_run_artifacts(tmp_path, cfg.to_dict(), may_differ=train.RESUMABLE_KEYS)
+  run_dir.write_artifacts(tmp_path, cfg.to_dict(), may_differ=train.RESUMABLE_KEYS)
   for change in (dict(weight_decay=0.01), dict(weight_decay_on="kernels"), dict(learning_rate=0.5)):
     with pytest.raises(ValueError, match="different config.*" + next(iter(change))):
       train._check_same_config(tiny_config(tmp_path / "tfds", **change), tmp_path)

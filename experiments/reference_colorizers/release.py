@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from jaxcolor import evaluate
+from jaxcolor import evaluate, run_dir
+from jaxcolor.losses import objective
 from jaxcolor.inference import reference
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.models import pretrained
@@ -217,16 +218,16 @@ def recipe_facts(cfg: Any) -> dict[str, Any]:
 
 
 def loss_terms(cfg: Any) -> str:
-  """The objective as trained: its weighted terms (config.losses) when any is set, else config.loss."""
-  terms = [f"{w:g} x {n}" for n, w in sorted((cfg.get("losses") or {}).items()) if w]
-  return " + ".join(terms) if terms else cfg.loss
+  """The objective as trained (`objective.terms`): "1 x l1 + 0.02 x colorfulness"; a lone term by its name."""
+  terms = objective.terms(cfg)
+  return terms[0][0] if len(terms) == 1 and terms[0][1] == 1.0 else " + ".join(f"{w:g} x {n}" for n, w, _ in terms)
 
 
 def model_card(name: str, card: dict[str, Any], table: str) -> str:
   c = card
   return f"""# jaxcolor reference colorizer: `{name}`
 
-{reference.MODELS[name]}.
+{run_dir.REFERENCE_MODELS[name]}.
 
     python -m jaxcolor.colorize photo.jpg --model={name}            # full resolution, into ./colorized
     python -m jaxcolor.evaluate --model={name} --dataset=kodak24 --size=256 --out=/tmp/eval_{name}

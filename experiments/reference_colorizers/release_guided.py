@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from experiments.reference_colorizers import release
-from jaxcolor import evaluate_hints
+from jaxcolor import evaluate_hints, run_dir
 from jaxcolor.inference import hint_file, merge, reference
 from jaxcolor.inference.colorizer import Colorizer
 
@@ -62,7 +62,7 @@ def model_card(card: dict[str, Any], table: str) -> str:
   c = card
   return f"""# jaxcolor reference colorizer: `guided`
 
-{reference.MODELS['guided']}.
+{run_dir.REFERENCE_MODELS['guided']}.
 
     python -m jaxcolor.colorize photo.jpg --model=guided --hints=hints.json --out=colorized
     python -m jaxcolor.colorize photo.jpg --model=guided --out=colorized          # no hints: automatic

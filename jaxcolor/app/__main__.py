@@ -17,15 +17,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from jaxcolor import colorize
-from jaxcolor.inference import reference
+from jaxcolor import colorize, run_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   p = argparse.ArgumentParser(prog="python -m jaxcolor.app", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--models", default=",".join(reference.MODELS),
-                 help=f"shipped models to load (default: all: {', '.join(reference.MODELS)}; '' for none)")
+  p.add_argument("--models", default=",".join(run_dir.REFERENCE_MODELS),
+                 help=f"shipped models to load (default: all: {', '.join(run_dir.REFERENCE_MODELS)}; '' for none)")
   p.add_argument("--workdir", action="append", default=[], help="a trained run to add (repeatable)")
   p.add_argument("--host", default="127.0.0.1", help="127.0.0.1: this machine only; 0.0.0.0: the network")
   p.add_argument("--port", type=int, default=8765)
@@ -33,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--preview_side", type=int, default=512, help="long side of the previews, px")
   args = p.parse_args(argv)
   names = [m for m in args.models.split(",") if m]
-  unknown = [m for m in names if m not in reference.MODELS]
+  unknown = [m for m in names if m not in run_dir.REFERENCE_MODELS]
   if unknown:
-    p.error(f"unknown models {unknown}; choose from: {', '.join(reference.MODELS)}")
+    p.error(f"unknown models {unknown}; choose from: {', '.join(run_dir.REFERENCE_MODELS)}")
   if not names and not args.workdir:
     p.error("nothing to serve: give --models or --workdir")
   logging.basicConfig(level=logging.WARNING)

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from jaxcolor import colorize
-from jaxcolor.inference import hint_file, merge, reference
+from jaxcolor import colorize, run_dir
+from jaxcolor.inference import hint_file, merge
 from jaxcolor.inference.colorizer import Colorizer
 
 CLI_BATCH_SIZE = 8  # colorize's default --batch_size: downloads compute exactly what the CLI computes
@@ -67,8 +67,8 @@ class Studio:
                preview_side: int = 512):
     self.models: dict[str, Model] = {}
     for source in sources:
-      if source in reference.MODELS:
-        model = Model(source, Colorizer.reference(source), reference.MODELS[source])
+      if source in run_dir.REFERENCE_MODELS:
+        model = Model(source, Colorizer.reference(source), run_dir.REFERENCE_MODELS[source])
       else:
         c = Colorizer(source)
         model = Model(source, c, f"run {source} (step {c.step}, {c.config.model}, {c.task.head})")

@@ -23,9 +23,10 @@ input channels, and transposed convs (also the input gradient of strided convs) 
   flattened pixels (`use_pointwise_dot`), whose kernel gradient is a matmul contracting the pixel axis instead of
   XLA:CPU's convolution over the transposed input. The per-phase convs of `conv_transpose` take the same rules.
 
-`Conv` and `ConvTranspose` are the flax modules (same parameters as `flax.linen.Conv` / `ConvTranspose`)
-built on these; `Conv` also sends wide 3x3 stride-1 float32 convs to `jaxcolor.cpu.winograd` on CPU (fewer FLOPs
-in all three passes). On other backends they are plain XLA convolutions.
+`Conv` and `ConvTranspose` are the flax modules (subclasses of `flax.linen.Conv` / `ConvTranspose`: same fields,
+parameters and class names) built on these, which `jaxcolor.cpu.kernels` gives models on CPU; `Conv` also sends
+wide 3x3 stride-1 float32 convs to `jaxcolor.cpu.winograd` (fewer FLOPs in all three passes) and depthwise ones to
+`jaxcolor.cpu.depthwise`. Where `cpu_paths()` is off they are plain XLA convolutions.
 """
 from __future__ import annotations
 
@@ -221,16 +222,17 @@ _CPU_PATHS = [True]
 
 
 def cpu_paths() -> bool:
-  """Whether jaxcolor's XLA:CPU forms run: on the CPU backend unless `set_cpu_paths(False)`. The one switch,
-  read at trace time, for every CPU form: conv rewrites (patches dW, phases dX, Winograd, 1x1 as matmuls,
-  per-phase transposed convs), `models.layers.max_pool` / `Deconv2x2`, and the fused head + loss
-  (`head_loss`). Elsewhere (GPU, TPU, or switched off) models run the plain Flax / XLA operations."""
+  """Whether jaxcolor's XLA:CPU forms run: on the CPU backend unless `set_cpu_paths(False)`. The one switch for
+  every CPU form: read when a model is built (`kernels.for_model`: the CPU layers for its fields) and when the
+  kernels and the fused head + loss (`head_loss`) are traced. Elsewhere (GPU, TPU, or switched off) models run
+  the plain Flax / XLA operations."""
   return _CPU_PATHS[0] and jax.default_backend() == "cpu"
 
 
 def set_cpu_paths(enabled: bool) -> bool:
   """Turns the CPU forms on or off process-wide (for tests and before/after benchmarks) and returns the
-  previous setting; traced functions keep the choice they were compiled with."""
+  previous setting; models keep the layers they were built with, traced functions the forms they were
+  compiled with."""
   previous, _CPU_PATHS[0] = _CPU_PATHS[0], bool(enabled)
   return previous
 
@@ -339,24 +341,42 @@ def conv_transpose(x: jax.Array, w: jax.Array, strides: Sequence[int],
   return y[:, :out_h, :out_w]
 
 
-class ConvTranspose(nn.Module):
-  """`flax.linen.ConvTranspose` (parameters 'kernel' (kh, kw, Cin, Cout) and 'bias', padding "SAME" or
-  "VALID", no kernel flip) computed by `conv_transpose` (per-phase convs on CPU)."""
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int] = (1, 1)
-  padding: str = "SAME"
-  use_bias: bool = True
-  kernel_init: Any = nn.initializers.lecun_normal()
-  bias_init: Any = nn.initializers.zeros
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
+def deconv2x2(x: jax.Array, w: jax.Array) -> jax.Array:
+  """`lax.conv_transpose(x, w, (2, 2), "VALID", dimension_numbers=NHWC/HWIO)` as two matmuls + depth-to-space.
+
+  The 2x2 stride-2 transposed conv does not overlap: input pixel (i, j) alone writes output block
+  (2i..2i+1, 2j..2j+1): y[b, 2i + di, 2j + dj] = x[b, i, j] @ w[1 - di, 1 - dj]. Written as (B h w, C) x (C, 2F)
+  products, its kernel and input gradients are plain matmuls too, where XLA:CPU runs the generic transposed
+  conv's gradients slowly (`benchmarks/unet_blocks.py`)."""
+  b, h, wd, c = x.shape
+  f = w.shape[-1]
+  w = w[::-1, ::-1]
+  # One (B h w, C) x (C, 2F) product per output row parity di, its rows (w, dj, F) already in output order,
+  # so the interleave is a concatenation of contiguous rows rather than a 6-D transpose of the whole output
+  # (forward + gradients at unet's shapes 211 ms against 273 ms for one einsum on 2 cores).
+  rows = [(x.reshape(-1, c) @ w[di].transpose(1, 0, 2).reshape(c, 2 * f)).reshape(b, h, 1, wd * 2 * f)
+          for di in range(2)]  # (B, h, 1, w 2 F) each
+  return jnp.concatenate(rows, axis=2).reshape(b, 2 * h, 2 * wd, f)
+
+
+class ConvTranspose(nn.ConvTranspose):
+  """`flax.linen.ConvTranspose` (same fields and parameters) whose 2-D transposed convs with padding "SAME" or
+  "VALID" run as `conv_transpose` (per-phase convs on CPU), and on CPU 2x2 stride-2 "VALID" ones as `deconv2x2`.
+  The rest (other padding, kernel dilation, a mask, `transpose_kernel`, 1-D or 3-D) runs as flax's."""
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    kh, kw = self.kernel_size
-    kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features), self.param_dtype)
+  def __call__(self, inputs: jax.Array) -> jax.Array:
+    size = (self.kernel_size,) if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
+    dilated = self.kernel_dilation is not None and np.any(np.asarray(self.kernel_dilation) != 1)
+    if (inputs.ndim != 4 or len(size) != 2 or self.padding not in ("SAME", "VALID") or dilated
+        or self.mask is not None or self.transpose_kernel or self.preferred_element_type is not None):
+      return super().__call__(inputs)
+    strides = _pair(self.strides or 1)
+    kernel = self.param("kernel", self.kernel_init, (*size, inputs.shape[-1], self.features), self.param_dtype)
     bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    y = conv_transpose(x, kernel, self.strides, self.padding)
+    x, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    if cpu_paths() and size == strides == (2, 2) and self.padding == "VALID":
+      y = deconv2x2(x, kernel)
+    else:
+      y = conv_transpose(x, kernel, strides, self.padding)
     return y + bias if bias is not None else y

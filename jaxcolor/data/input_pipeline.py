@@ -5,34 +5,35 @@ import this one at import time. The host decodes, crops, resizes and augments ui
 Lab conversion and targets happen on device. A batch is {"image": uint8 (B, H, W, 3),
 "mask": bool (B,)}; mask is False for eval padding (and gray TFDS eval photos, see below).
 
-Config fields read (an ml_collections.ConfigDict; `parse_config` validates them):
-  dataset            str, required: `jaxcolor.data.datasets.available()`, "tfds:<name>", "folder:<path>".
-  data_dir           str (~/tensorflow_datasets): TFDS data_dir; folder datasets are built into it.
-  train_split        str (the dataset's own; see resolve_splits): TFDS split, e.g. "train[:95%]".
-  eval_split         str (the dataset's own): the same for evaluation.
-  image_size         int, required: train (and default eval) crop size in pixels.
-  eval_image_size    int (image_size); eval_batch_size int (batch_size): global eval batch.
-  batch_size         int, required: GLOBAL train batch = per-process batch x process count.
-  seed               int, required: everything random derives from it (same seed, same batches).
-  augment.random_resized_crop  bool (True): Inception-style crop with area in crop_area and
-                     aspect ratio in [3/4, 4/3]; False: random square crop of the short side.
-  augment.crop_area  (float, float) ((0.25, 1.0)): area fraction range of random_resized_crop.
-  augment.flip       bool (True): random horizontal flip.
-  augment.rotation_degrees  float (0): uniform rotation in [-r, r] (r < 45); the image is
-                     zoomed just enough that no empty corners appear (costs ~2x at 224 px).
-  augment.zoom       float (0): extra zoom-in factor uniform in [1, 1 + zoom] (a crop: free).
-  mix_datasets       ((name, weight), ...) (()): other datasets mixed into the train stream, each
+Config fields read (a run config: each field's one default is in `jaxcolor.defaults`; None where a field
+derives from another; `parse_config` validates them):
+  dataset            str: `jaxcolor.data.datasets.available()`, "tfds:<name>", "folder:<path>".
+  data_dir           str: TFDS data_dir; folder datasets are built into it.
+  train_split        str (None: the dataset's own; see resolve_splits): TFDS split, e.g. "train[:95%]".
+  eval_split         str (None: the dataset's own): the same for evaluation.
+  image_size         int: train (and default eval) crop size in pixels.
+  eval_image_size    int (None: image_size); eval_batch_size int (None: batch_size): global eval batch.
+  batch_size         int: GLOBAL train batch = per-process batch x process count.
+  seed               int: everything random derives from it (same seed, same batches).
+  augment.random_resized_crop  bool: Inception-style crop with area in crop_area and aspect ratio in
+                     [3/4, 4/3]; False: random square crop of the short side.
+  augment.crop_area  (float, float): area fraction range of random_resized_crop.
+  augment.flip       bool: random horizontal flip.
+  augment.rotation_degrees  float: uniform rotation in [-r, r] (r < 45); the image is zoomed just enough
+                     that no empty corners appear (costs ~2x at 224 px).
+  augment.zoom       float: extra zoom-in factor uniform in [1, 1 + zoom] (a crop: free).
+  mix_datasets       ((name, weight), ...): other datasets mixed into the train stream, each
                      example drawn from one of them with probability weight (the main dataset
                      gets 1 - sum of weights); their train splits are their own defaults. Eval
                      reads the main dataset only.
-  progressive_sizes  ((step, size), ...) (()): train size from each step on, image_size before
+  progressive_sizes  ((step, size), ...): train size from each step on, image_size before
                      the first (seed 002: ((0, 32), (s1, 64), (s2, 128), (s3, 256))).
-  min_colorfulness   float (2.0): Hasler-Suesstrunk threshold; gray photos are dropped from folder
+  min_colorfulness   float: Hasler-Suesstrunk threshold; gray photos are dropped from folder
                      datasets at build time, from TFDS train data on the fly, masked in TFDS eval.
-  min_side           int (16): folder photos with a smaller short side are skipped.
-  shuffle_buffer     int (2048): examples in the train shuffle buffer.
-  cache              bool (False): cache encoded examples in memory (small datasets).
-  prefetch           int (2): batches kept in flight to the devices.
+  min_side           int: folder photos with a smaller short side are skipped.
+  shuffle_buffer     int: examples in the train shuffle buffer.
+  cache              bool: cache encoded examples in memory (small datasets).
+  prefetch           int: batches kept in flight to the devices.
 """
 from __future__ import annotations
 
@@ -62,12 +63,12 @@ tfds = _LazyModule("tensorflow_datasets")
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
-  """config.augment with defaults (see module docstring)."""
-  random_resized_crop: bool = True
-  crop_area: tuple[float, float] = (0.25, 1.0)
-  flip: bool = True
-  rotation_degrees: float = 0.0
-  zoom: float = 0.0
+  """config.augment (see module docstring)."""
+  random_resized_crop: bool
+  crop_area: tuple[float, float]
+  flip: bool
+  rotation_degrees: float
+  zoom: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,16 +93,19 @@ class PipelineConfig:
   prefetch: int
 
 
-_REQUIRED = object()
+_DERIVED = object()
 
 
-def _field(config: Any, key: str, default: Any = _REQUIRED, kind: str = "any") -> Any:
-  """config.<key> (or default); kind "pos" / "int" checks for a positive / any int."""
-  value = config.get(key, None)
+def _field(config: Any, key: str, if_none: Any = _DERIVED, kind: str = "any") -> Any:
+  """config.<key>; `if_none` for a field whose None means "derived" (e.g. eval_image_size -> image_size);
+  kind "pos" / "int" checks for a positive / any int."""
+  if key not in config:
+    raise ValueError(f"config.{key} is missing: a run config starts from jaxcolor.defaults.get_config()")
+  value = config[key]
   if value is None:
-    if default is _REQUIRED:
+    if if_none is _DERIVED:
       raise ValueError(f"config.{key} is required by the input pipeline")
-    value = default
+    value = if_none
   if kind != "any" and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                         or (kind == "pos" and value <= 0)):
     raise ValueError(f"config.{key} must be a {'positive ' * (kind == 'pos')}int, got {value!r}")
@@ -111,11 +115,12 @@ def _field(config: Any, key: str, default: Any = _REQUIRED, kind: str = "any") -
 def parse_config(config: Any) -> PipelineConfig:
   """Validates the pipeline's config fields (see module docstring); errors name field + choices."""
   spec = datasets.get_spec(_field(config, "dataset"))
-  aug_cfg = dict(_field(config, "augment", {}) or {})
+  aug_cfg = dict(_field(config, "augment"))
   choices = sorted(f.name for f in dataclasses.fields(Augment))
-  if set(aug_cfg) - set(choices):
-    raise ValueError(f"unknown config.augment fields {sorted(set(aug_cfg) - set(choices))}; "
-                     f"choices: {choices}")
+  if set(aug_cfg) != set(choices):
+    unknown, missing = sorted(set(aug_cfg) - set(choices)), sorted(set(choices) - set(aug_cfg))
+    raise ValueError(f"unknown config.augment fields {unknown}; choices: {choices}" if unknown else
+                     f"config.augment lacks {missing} (a run config starts from jaxcolor.defaults.get_config())")
   aug = Augment(**aug_cfg)
   lo, hi = (float(x) for x in aug.crop_area)
   if not (0 < lo <= hi <= 1 and 0 <= aug.rotation_degrees < 45 and aug.zoom >= 0):
@@ -123,19 +128,19 @@ def parse_config(config: Any) -> PipelineConfig:
                      f"0 <= rotation_degrees < 45, zoom >= 0; got {aug}")
   aug = dataclasses.replace(aug, crop_area=(lo, hi), rotation_degrees=float(aug.rotation_degrees),
                             zoom=float(aug.zoom))
-  schedule = tuple(tuple(p) for p in (_field(config, "progressive_sizes", ()) or ()))
+  schedule = tuple(tuple(p) for p in _field(config, "progressive_sizes"))
   steps = [p[0] for p in schedule]
   if (any(len(p) != 2 or int(p[1]) <= 0 for p in schedule) or steps != sorted(set(steps))
       or (steps and steps[0] < 0)):
     raise ValueError("config.progressive_sizes must be ((step, size), ...) with steps >= 0 "
                      f"strictly increasing and sizes > 0, got {schedule}")
-  mix = tuple(tuple(p) for p in (_field(config, "mix_datasets", ()) or ()))
+  mix = tuple(tuple(p) for p in _field(config, "mix_datasets"))
   if any(len(p) != 2 or not 0 < float(p[1]) < 1 for p in mix) or sum(float(p[1]) for p in mix) >= 1:
     raise ValueError("config.mix_datasets must be ((dataset, weight), ...) with weights in (0, 1) summing to "
                      f"less than 1 (the main dataset gets the rest), got {mix}")
   mix_specs = tuple((datasets.get_spec(str(n)), float(w)) for n, w in mix)
   image_size, batch_size = (_field(config, k, kind="pos") for k in ("image_size", "batch_size"))
-  data_dir = str(storage.path(_field(config, "data_dir", "~/tensorflow_datasets")))  # local (absolute) or gs://
+  data_dir = str(storage.path(_field(config, "data_dir")))  # local (absolute) or gs://
   return PipelineConfig(
       spec=spec, data_dir=data_dir,
       train_split=_field(config, "train_split", spec.train_split),
@@ -144,10 +149,10 @@ def parse_config(config: Any) -> PipelineConfig:
       batch_size=batch_size, eval_batch_size=_field(config, "eval_batch_size", batch_size, "pos"),
       seed=_field(config, "seed", kind="int"), augment=aug,
       progressive_sizes=tuple((int(a), int(b)) for a, b in schedule), mix=mix_specs,
-      min_colorfulness=float(_field(config, "min_colorfulness", 2.0)),
-      min_side=_field(config, "min_side", 16, "pos"),
-      shuffle_buffer=_field(config, "shuffle_buffer", 2048, "pos"),
-      cache=bool(_field(config, "cache", False)), prefetch=_field(config, "prefetch", 2, "pos"))
+      min_colorfulness=float(_field(config, "min_colorfulness")),
+      min_side=_field(config, "min_side", kind="pos"),
+      shuffle_buffer=_field(config, "shuffle_buffer", kind="pos"),
+      cache=bool(_field(config, "cache")), prefetch=_field(config, "prefetch", kind="pos"))
 
 
 def image_size_for_step(pc: PipelineConfig, step: int) -> int:

@@ -1,8 +1,8 @@
 """Evaluators (big_vision style): accumulate per-example metrics over eval batches, yield (name, value).
 
-An evaluator never calls the model itself: `run` receives `predict_fn(images_uint8) -> output`, a jitted
-callable the trainer builds, where output is ab (B, h, w, 2) in Lab units or logits (B, h, w, Q) over ab
-bins, at the image resolution or below it (e.g. Zhang's 1/4). So evaluators do not depend on training code.
+An evaluator never calls the model itself: `run` receives `predict_fn(images_uint8) -> ab`, a jitted
+callable the trainer builds (`steps.predict_ab`: the model's outputs already decoded by its task), ab (B, h, w, 2)
+in Lab units at the image resolution or below it. So evaluators do not depend on training code.
 
 Batches are {"image": uint8 (B, H, W, 3), "mask": bool (B,)} as `input_pipeline` yields them; mask False
 marks padding (and photos excluded from evaluation), which then count nowhere. Per-example values are
@@ -12,7 +12,7 @@ fully replicated scalar per batch, readable on every host).
 
 Configs list their evaluations in `config.evals.<name>` (`EvalSpec`: evaluator type, dataset, split, size,
 cadence, batches, decoding), e.g. the run's validation split every 500 steps and Kodak24 at 256 px at the end;
-metrics land under eval/<name>/<metric>. `get_evaluator("color_metrics", decode="mode")` builds one; add new
+metrics land under eval/<name>/<metric>. `get_evaluator("color_metrics", psnr_cap_db=60.0)` builds one; add new
 evaluator types to EVALUATORS.
 """
 from __future__ import annotations
@@ -28,10 +28,11 @@ import numpy as np
 import ml_collections
 
 from jaxcolor.colorspace import color, quantize
+from jaxcolor import task as task_lib
 from jaxcolor.evaluation import metrics
 
 Array = jnp.ndarray
-PredictFn = Callable[[Array], Array]  # uint8 RGB (B, H, W, 3) -> ab (B, h, w, 2) or logits (B, h, w, Q)
+PredictFn = Callable[[Array], Array]  # uint8 RGB (B, H, W, 3) -> ab (B, h, w, 2) in Lab units
 Batch = Mapping[str, Any]
 
 
@@ -130,46 +131,21 @@ class ColorMetrics(PerExampleEvaluator):
   dataset); each baseline's under "gray/" and "tint/"; num_examples.
 
   Args:
-    bins: ab bins for logit outputs (default `quantize.make_bins()`, the 313 of Zhang et al.).
-    decode, temperature: how logits become ab (`quantize.decode`).
     round_to_uint8: quantize predicted RGB to 8 bits before the RGB metrics.
     psnr_cap_db: per-example PSNR is capped here (identical images give +inf, which would swamp a mean).
     grayscale_baseline: also report the baselines (gray and tint).
   """
 
-  def __init__(self, *, bins: quantize.ABBins | None = None, decode: str = "annealed_mean",
-               temperature: float = quantize.DEFAULT_TEMPERATURE, round_to_uint8: bool = True,
-               psnr_cap_db: float = 100.0, grayscale_baseline: bool = True, image_key: str = "image",
-               mask_key: str = "mask"):
-    if decode not in quantize.DECODINGS:
-      raise ValueError(f"unknown decoding {decode!r}; choose one of: {', '.join(quantize.DECODINGS)}")
-    self.bins, self.decode, self.temperature = bins, decode, temperature
+  def __init__(self, *, round_to_uint8: bool = True, psnr_cap_db: float = 100.0, grayscale_baseline: bool = True,
+               image_key: str = "image", mask_key: str = "mask"):
     self.round_to_uint8, self.psnr_cap_db = round_to_uint8, psnr_cap_db
     self.grayscale_baseline = grayscale_baseline
     super().__init__(image_key=image_key, mask_key=mask_key)
 
-  def _resolve_bins(self, channels: int) -> quantize.ABBins:
-    """The bins for logits with `channels` classes; builds the default ones on first use (outside jit)."""
-    if self.bins is None:
-      self.bins = quantize.make_bins()
-    if channels != self.bins.num_bins:
-      raise ValueError(f"model output has {channels} channels: neither ab (2) nor logits over the "
-                       f"{self.bins.num_bins} bins")
-    return self.bins
-
   def check_output(self, output: Array) -> None:
-    if output.shape[-1] != 2:
-      self._resolve_bins(output.shape[-1])  # checked (and the bins built) before tracing
-
-  def output_to_ab(self, output: Array, size: tuple[int, int]) -> Array:
-    """Model output (B, h, w, 2 or Q) -> ab (B, H, W, 2) in Lab units (decoded, bilinearly upsampled)."""
-    output = jnp.asarray(output, jnp.float32)
-    if output.shape[-1] != 2:
-      bins = self._resolve_bins(output.shape[-1])
-      output = quantize.decode(output, bins, self.decode, self.temperature)
-    if output.shape[1:3] != tuple(size):
-      output = jax.image.resize(output, (output.shape[0], *size, 2), "bilinear")
-    return output
+    if output.ndim != 4 or output.shape[-1] != 2:
+      raise ValueError(f"color_metrics takes predicted ab (B, h, w, 2) in Lab units, got shape {output.shape} "
+                       "(decode a model's outputs with its task: ColorTask.decode / steps.predict_ab)")
 
   def _one(self, l: Array, ab: Array, gt_rgb: Array, gt_ab: Array, mask: Array) -> dict[str, Array]:
     rgb = color.l_ab_to_rgb(l, ab)  # (B, H, W, 3) in [0, 1]
@@ -193,7 +169,7 @@ class ColorMetrics(PerExampleEvaluator):
   def per_example(self, images: Array, output: Array, mask: Array) -> dict[str, Array]:
     gt_rgb = color.to_float_rgb(images)  # (B, H, W, 3)
     l, gt_ab = color.rgb_to_l_ab(images)  # (B, H, W, 1), (B, H, W, 2)
-    ab = self.output_to_ab(output, images.shape[1:3])
+    ab = task_lib.upsample(jnp.asarray(output, jnp.float32), *images.shape[1:3])  # (B, H, W, 2)
     if not self.grayscale_baseline:
       values = self._one(l, ab, gt_rgb, gt_ab, mask)
     else:  # model and baselines as one batch: one program to compile

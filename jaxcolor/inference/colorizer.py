@@ -29,15 +29,15 @@ class Colorizer:
   """A restored run or reference model: config, model, task, variables and jitted predictors.
 
   Colorizer(workdir) restores a training run's newest (or `step`) checkpoint; Colorizer.reference(name) loads
-  one of `jaxcolor.inference.reference.MODELS`. `size`: the model's input size (see `model_input_size`); `decoding` /
+  one of `jaxcolor.run_dir.REFERENCE_MODELS`. `size`: the model's input size (see `model_input_size`); `decoding` /
   `temperature` override a classification run's own.
   """
 
   def __init__(self, workdir: str, step: int | None = None, size: int | None = None,
                temperature: float | None = None, decoding: str | None = None):
-    from jaxcolor import checkpoint
-    arts = checkpoint.load_run_artifacts(workdir)
-    variables, self.step = checkpoint.restore_variables(workdir, step)
+    from jaxcolor import run_dir
+    arts = run_dir.read_artifacts(workdir)
+    variables, self.step = run_dir.restore_variables(workdir, step)
     self.source = str(workdir)
     self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding)
 
@@ -69,48 +69,32 @@ class Colorizer:
     self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
     self.takes_hints = bool(getattr(self.model, "takes_hints", False))
     self.temperature = float(temperature if temperature is not None else self.task.temperature)
-    self._predict = self._hinted_predictor(decoding)
+    from jaxcolor import steps
+    from jaxcolor.cpu import compiler
+    self._predict_fn = functools.partial(steps.predict_ab, model=self.model, task=self.task)
+    # (variables, uint8 (B, s, s, 3), hint channels or None, temperature) -> ab: the temperature is an argument,
+    # so changing it (the app's slider) compiles nothing.
+    self._predict = compiler.jit(functools.partial(self._predict_fn, decoding=decoding))
 
   def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True,
                 hint_points: int = 0, hint_seed: int = 0):
-    """Jitted (variables, uint8 (B, S, S, 3)) -> ab (B, S, S, 2) in Lab units, under the given decoding.
+    """Jitted (variables, uint8 (B, S, S, 3)) -> ab (B, S, S, 2) in Lab units, under the given decoding
+    (`steps.predict_ab`).
 
     resize=True: the model runs at `self.size` whatever S (antialiased cubic resize of the RGB on device,
     then the ab upsampled bilinearly back to S); False: it runs at S. hint_points > 0 (a hint-taking model):
     that many hints per photo, simulated from the photo's own colors at the model's input size as in training
     (`jaxcolor.hints.HintSampler`, the run's config.hints) from the key `hint_seed` (the evaluation of hints).
     """
-    import jax
-    import jax.numpy as jnp
-    from jaxcolor import hints, steps
-    from jaxcolor.colorspace import color
+    from jaxcolor import hints
     from jaxcolor.cpu import compiler
-    from jaxcolor import task as task_lib
     if hint_points and not self.takes_hints:
       raise ValueError(f"{self.source} does not take color hints ({self.config.model})")
-    predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding,
-                                temperature=temperature)
-    sampler = hints.sampler_from_fields(self.config.get("hints") or {})
-
-    def fn(variables: Any, images: Any) -> Any:
-      b, h, w, _ = images.shape
-      rgb = color.to_float_rgb(images)
-      if resize and (h, w) != (self.size, self.size):
-        rgb = jnp.clip(jax.image.resize(rgb, (b, self.size, self.size, 3), "cubic", antialias=True), 0.0, 1.0)
-      l, ab = color.rgb_to_l_ab(rgb)
-      given = sampler(jax.random.key(hint_seed), ab, num_points=hint_points) if hint_points else None
-      return task_lib.upsample(predict(variables, l, hints=given), h, w)  # (B, s, s, 2) -> (B, h, w, 2)
-    return compiler.jit(fn)
-
-  def _hinted_predictor(self, decoding: str | None):
-    """Jitted (variables, uint8 (B, s, s, 3), hint channels (B, s, s, 3) or None, temperature (scalar)) -> ab
-    (B, s, s, 2); the temperature is an argument, so changing it (the app's slider) compiles nothing."""
-    from jaxcolor import steps
-    from jaxcolor.colorspace import color
-    from jaxcolor.cpu import compiler
-    predict = functools.partial(steps.predict_ab_from_l, model=self.model, task=self.task, decoding=decoding)
-    return compiler.jit(lambda variables, images, hints, temperature: predict(
-        variables, color.rgb_to_l_ab(images)[0], hints=hints, temperature=temperature))
+    predict = functools.partial(
+        self._predict_fn, decoding=decoding, size=self.size if resize else None,
+        hint_sampler=hints.sampler_from_fields(self.config.hints) if hint_points else None,
+        num_hints=hint_points, hint_seed=hint_seed)
+    return compiler.jit(lambda variables, images: predict(variables, images, temperature=temperature))
 
   def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int,
                  hints: Sequence[np.ndarray | None] | None = None,

@@ -2,8 +2,9 @@
 
     term(inputs: LossInputs, **options) -> scalar float32
 
-A config names one loss (`config.loss`, options in `config.loss_kwargs`) or a weighted sum of several
-(`config.losses.<name> = weight`, options in `config.loss_options.<name>`); `jaxcolor.losses.objective` adds them up.
+A config names its main loss (`config.loss`, options in `config.loss_kwargs`) and may add weighted terms
+(`config.losses.<name> = weight`, options in `config.loss_options.<name>`; 0 removes a term, config.loss's too);
+`jaxcolor.losses.objective` adds them up.
 Each registry line says which heads a term fits and what else it needs (`NEEDS`); `builders.check_config`
 fails before compilation naming the term and the missing piece.
 
@@ -38,6 +39,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor.colorspace import quantize
+from jaxcolor.task import HEADS  # the registry's lines name the heads a term fits
 from jaxcolor.evaluation import metrics
 from jaxcolor.losses import head_loss
 from jaxcolor.losses.adversarial import Adversarial
@@ -124,7 +126,6 @@ def _kernel(fn: Callable[..., Array]) -> Callable[..., Array]:
   return term
 
 
-HEADS = ("regression", "classification")
 # What a term may need beyond the model outputs, and when a config provides it (checked by builders).
 NEEDS = {
     "logits": "a classification head (config.head='classification')",

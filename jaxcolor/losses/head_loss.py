@@ -56,7 +56,7 @@ def deferred_head() -> Iterator[None]:
   `HeadInput` (its float32 input features and its own kernel and bias) instead of the logits, so the loss can
   compute the projection with the softmax. Does nothing off the CPU forms (`conv_grad.cpu_paths()` False) or
   while a model is being initialized."""
-  from jaxcolor.models.layers import OutputHead  # models import conv_grad, not this module
+  from jaxcolor.models.layers import OutputHead  # here: the models do not import this module
 
   def hand_over(next_fun, args, kwargs, context):
     head = context.module

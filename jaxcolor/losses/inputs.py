@@ -16,7 +16,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.colorspace import color, quantize
+from jaxcolor.colorspace import color
 from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
 
@@ -58,14 +58,11 @@ class LossInputs:
     return jnp.asarray(out, jnp.float32)
 
   def pred_ab(self, temperature: float | None = None) -> Array:
-    """(B, h, w, 2) predicted ab in Lab units: the annealed mean at `temperature` (default: the run's) for a
-    classification head (differentiable, unlike the mode), the rescaled output for regression of ab."""
+    """(B, h, w, 2) predicted ab in Lab units (`ColorTask.decode`): the annealed mean at `temperature` (default:
+    the run's) for a classification head (differentiable, unlike the mode), the rescaled output for regression."""
     if self.task.head == "classification":
-      t = self.task.temperature if temperature is None else temperature
-      return quantize.decode(self.logits(), self.task.bins, "annealed_mean", t)
-    if self.task.target_space == "rgb":
-      return color.rgb_to_lab(jnp.clip(jnp.asarray(self.outputs, jnp.float32), 0.0, 1.0))[..., 1:]
-    return color.unit_to_ab(jnp.asarray(self.outputs, jnp.float32))
+      return self.task.decode(self.logits(), "annealed_mean", temperature)
+    return self.task.decode(self.outputs)
 
   def pred_rgb(self, temperature: float | None = None) -> Array:
     """(B, H, W, 3) predicted RGB in [0, 1] at the input size: the input L joined with the upsampled ab."""

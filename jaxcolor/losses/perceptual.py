@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor import storage
+from jaxcolor.cpu import kernels
 from jaxcolor.losses.inputs import LossInputs
 from jaxcolor.models import keras_weights
 from jaxcolor.models.vgg import VGG16_DEPTHS, VGG16Encoder
@@ -52,8 +53,9 @@ class Perceptual:
 
   @property
   def net(self) -> VGG16Encoder:
-    """VGG16 cut after the deepest block used."""
-    return VGG16Encoder(depths=VGG16_DEPTHS[:1 + max(LAYERS.index(n) for n in self.layer_names)])
+    """VGG16 cut after the deepest block used, with the CPU kernels where they apply (`cpu.kernels`)."""
+    return VGG16Encoder(depths=VGG16_DEPTHS[:1 + max(LAYERS.index(n) for n in self.layer_names)],
+                        **kernels.for_model(VGG16Encoder))
 
   def check(self) -> None:
     """Fails, naming the option, when the weights file is not given or not there (before compilation)."""

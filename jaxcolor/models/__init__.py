@@ -5,11 +5,14 @@ Every model maps L of shape (batch, H, W, 1), in Lab units [0, 100], to either
 - `head="classification"`: logits over the ab bins, shape (batch, H', W', num_bins),
 where H', W' = H / output_stride, W / output_stride (the module's `output_stride` class attribute; 1 for most,
 4 for eccv16). Each model normalizes its own input (e.g. (L - 50) / 100, or the pretrained encoder's RGB
-preprocessing). All take `dtype` (compute) and `param_dtype` (parameters) and `__call__(l, *, train)`.
+preprocessing). All take `dtype` (compute) and `param_dtype` (parameters), their layers as the fields `conv`,
+`conv_transpose` and `max_pool` (flax's by default; `builders.build_model` gives jaxcolor's XLA:CPU kernels on
+CPU, `jaxcolor.cpu.kernels`), and `__call__(l, *, train)`.
 Models whose `takes_hints` is true (siggraph17; efficientnet_unet and resnet50_unet with guided=True) also take
 color hints, `__call__(l, *, train, hints=None)` with hints (batch, H, W, 3) (`jaxcolor.hints`).
 
-To add a model: write the module in its own file and add one line to MODELS below.
+To add a model: write the module in its own file, its layers built from those fields, and add one line to
+MODELS below.
 """
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ class Autoencoder(ColorModel):
     if not self.features:
       raise ValueError("Autoencoder needs at least one block in `features`")
     check_divisible(l, 2 ** len(self.features), "Autoencoder")
-    kw = dict(use_bn=self.use_bn, **self.layer_kwargs)
+    kw = dict(use_bn=self.use_bn, conv=self.conv, **self.layer_kwargs)
     x = center_l(l, 50.0, self.dtype)  # (B, H, W, 1) in [-1, 1] (seed 003 sec. 3.1)
     for i, f in enumerate(self.features):  # (B, h, w, .) -> (B, h/2, w/2, f)
       x = ConvBN(f, strides=2, name=f"enc{i}_stride", **kw)(x, train=train)

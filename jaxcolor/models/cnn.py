@@ -30,9 +30,9 @@ class CNNBaseline(ColorModel):
     kw = self.layer_kwargs
     x = center_l(l, 50.0, self.dtype)  # (B, H, W, 1) in [-1, 1] (seed 003 sec. 3.1)
     for i, f in enumerate(self.features):  # each stage: (B, h, w, .) -> (B, h/2, w/2, f)
-      x = ConvBN(f, name=f"down{i}_conv", **kw)(x, train=train)
-      x = ConvBN(f, strides=2, name=f"down{i}_stride", **kw)(x, train=train)
+      x = ConvBN(f, name=f"down{i}_conv", conv=self.conv, **kw)(x, train=train)
+      x = ConvBN(f, strides=2, name=f"down{i}_stride", conv=self.conv, **kw)(x, train=train)
     for i, f in enumerate(reversed(self.features)):  # each stage: (B, h, w, .) -> (B, 2h, 2w, f)
-      x = UpConvBN(f, name=f"up{i}", **kw)(x, train=train)
+      x = UpConvBN(f, name=f"up{i}", conv=self.conv_transpose, **kw)(x, train=train)
     # (B, H, W, features[0]) -> (B, H, W, 2 | num_bins), float32
     return self.output_head(channels=2, activation="tanh", kernel_size=3)(x)

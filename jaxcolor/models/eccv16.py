@@ -18,8 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
-from jaxcolor.models.layers import ColorModel, Dtype, batch_norm, center_l, check_divisible, scale_width
+from jaxcolor.models.layers import ColorModel, Dtype, ModuleDef, batch_norm, center_l, check_divisible, scale_width
 
 
 class BlockSpec(NamedTuple):
@@ -42,13 +41,12 @@ ECCV16_BLOCKS = (
 ECCV16_UP_CHANNELS = 256  # block 8: 4x4 stride-2 transposed conv, then two 3x3 convs, at 1/4 resolution
 
 
-def _conv(features: int, kernel: int, stride: int, dilation: int, dtype: Dtype, param_dtype: Dtype,
-          name: str) -> nn.Conv:
-  """Conv with bias and Caffe-style symmetric padding dilation * (kernel - 1) / 2."""
+def _conv(conv: ModuleDef, features: int, kernel: int, stride: int, dilation: int, dtype: Dtype, param_dtype: Dtype,
+          name: str) -> nn.Module:
+  """`conv` with bias and Caffe-style symmetric padding dilation * (kernel - 1) / 2."""
   pad = dilation * (kernel - 1) // 2
-  return conv_grad.Conv(features, (kernel, kernel), strides=stride, padding=((pad, pad), (pad, pad)),
-                 kernel_dilation=dilation, kernel_init=nn.initializers.he_normal(), dtype=dtype,
-                 param_dtype=param_dtype, name=name)
+  return conv(features, (kernel, kernel), strides=stride, padding=((pad, pad), (pad, pad)), kernel_dilation=dilation,
+              kernel_init=nn.initializers.he_normal(), dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 class ZhangBlock(nn.Module):
@@ -60,12 +58,14 @@ class ZhangBlock(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     for i in range(self.convs):
       stride = self.last_stride if i == self.convs - 1 else 1
-      x = nn.relu(_conv(self.features, 3, stride, self.dilation, self.dtype, self.param_dtype, f"conv{i}")(x))
+      conv = _conv(self.conv, self.features, 3, stride, self.dilation, self.dtype, self.param_dtype, f"conv{i}")
+      x = nn.relu(conv(x))
     return batch_norm(train, self.dtype, self.param_dtype, name="bn", axis_name=self.bn_axis_name)(x)  # (B, H / last_stride, ., features)
 
 
@@ -86,11 +86,11 @@ class ECCV16(ColorModel):
     x = center_l(l, 100.0, self.dtype)  # (B, H, W, 1) in [-0.5, 0.5]
     for i, spec in enumerate(ECCV16_BLOCKS, start=1):  # (B, H, W, 1) -> (B, H/8, W/8, 512 w)
       x = ZhangBlock(scale_width(spec.channels, self.width), spec.convs, spec.dilation, spec.last_stride,
-                     name=f"block{i}", **self.layer_kwargs)(x, train=train)
+                     conv=self.conv, name=f"block{i}", **self.layer_kwargs)(x, train=train)
     up = scale_width(ECCV16_UP_CHANNELS, self.width)
-    x = conv_grad.ConvTranspose(up, (4, 4), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.he_normal(),
-                         dtype=self.dtype, param_dtype=self.param_dtype, name="block8_deconv")(x)
+    x = self.conv_transpose(up, (4, 4), strides=(2, 2), padding="SAME", kernel_init=nn.initializers.he_normal(),
+                            dtype=self.dtype, param_dtype=self.param_dtype, name="block8_deconv")(x)
     x = nn.relu(x)  # (B, H/4, W/4, 256 w)
     for i in range(2):
-      x = nn.relu(_conv(up, 3, 1, 1, self.dtype, self.param_dtype, f"block8_conv{i}")(x))
+      x = nn.relu(_conv(self.conv, up, 3, 1, 1, self.dtype, self.param_dtype, f"block8_conv{i}")(x))
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H/4, W/4, num_bins | 2)

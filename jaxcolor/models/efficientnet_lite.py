@@ -26,9 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
-
 Dtype = Any
+ModuleDef = Any
 
 TF_BN_MOMENTUM = 0.99
 TF_BN_EPSILON = 1e-3
@@ -89,11 +88,11 @@ def _bn(train: bool, dtype: Dtype, param_dtype: Dtype, name: str) -> nn.BatchNor
                       param_dtype=param_dtype, name=name)
 
 
-def _conv(features: int, kernel: int, name: str, dtype: Dtype, param_dtype: Dtype, stride: int = 1,
-          groups: int = 1) -> nn.Conv:
-  """k x k conv without bias (BatchNorm follows), TensorFlow "SAME" padding."""
-  return conv_grad.Conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
-                        feature_group_count=groups, dtype=dtype, param_dtype=param_dtype, name=name)
+def _conv(conv: ModuleDef, features: int, kernel: int, name: str, dtype: Dtype, param_dtype: Dtype, stride: int = 1,
+          groups: int = 1) -> nn.Module:
+  """k x k `conv` without bias (BatchNorm follows), TensorFlow "SAME" padding; depthwise with groups = channels."""
+  return conv(features, (kernel, kernel), strides=(stride, stride), padding="SAME", use_bias=False,
+              feature_group_count=groups, dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 class MBConv(nn.Module):
@@ -105,10 +104,11 @@ class MBConv(nn.Module):
   drop_rate: float = 0.0  # stochastic depth: the residual branch dropped per example in training
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv  # module of the 1x1 and the depthwise convs
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    conv = lambda f, k, name, **kw: _conv(f, k, name, self.dtype, self.param_dtype, **kw)
+    conv = lambda f, k, name, **kw: _conv(self.conv, f, k, name, self.dtype, self.param_dtype, **kw)
     bn = lambda name: _bn(train, self.dtype, self.param_dtype, name)
     inputs, c = x, x.shape[-1] * self.expand
     if self.expand != 1:
@@ -140,6 +140,7 @@ class EfficientNetLite(nn.Module):
   drop_connect_rate: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv  # module of every conv (depthwise ones too)
 
   def __post_init__(self) -> None:
     check_variant(self.variant)
@@ -154,7 +155,7 @@ class EfficientNetLite(nn.Module):
                stem_extra: jax.Array | None = None) -> dict[str, jax.Array]:
     """stem_extra: (B, H/2, W/2, 32) added to the stem's output (color hints, `hint_branch`), or None."""
     bn = lambda name: _bn(train, self.dtype, self.param_dtype, name)
-    conv = lambda f, k, name, stride=1: _conv(f, k, name, self.dtype, self.param_dtype, stride)
+    conv = lambda f, k, name, stride=1: _conv(self.conv, f, k, name, self.dtype, self.param_dtype, stride)
     x = nn.relu6(bn("stem_bn")(conv(STEM_FEATURES, 3, "stem_conv", 2)(x.astype(self.dtype))))  # (B, H/2, W/2, 32)
     if stem_extra is not None:
       x = x + stem_extra.astype(x.dtype)
@@ -165,7 +166,7 @@ class EfficientNetLite(nn.Module):
       for r in range(s.repeats):
         x = MBConv(s.features, s.kernel, s.stride if r == 0 else 1, s.expand,
                    drop_rate=self.drop_connect_rate * index / total, dtype=self.dtype,
-                   param_dtype=self.param_dtype, name=f"blocks_{index}")(x, train=train)
+                   param_dtype=self.param_dtype, conv=self.conv, name=f"blocks_{index}")(x, train=train)
         index += 1
       for name, stage in FEATURE_STAGES.items():
         if stage == i:

@@ -54,7 +54,7 @@ class EfficientNetUNet(ColorModel):
   def _encoder(self, **kwargs) -> efficientnet_lite.EfficientNetLite:
     return efficientnet_lite.EfficientNetLite(self.variant, width=self.encoder_width, depth=self.encoder_depth,
                                               drop_connect_rate=self.drop_connect_rate, dtype=self.dtype,
-                                              param_dtype=self.param_dtype, **kwargs)
+                                              param_dtype=self.param_dtype, conv=self.conv, **kwargs)
 
   @nn.compact
   def __call__(self, l: jax.Array, *, train: bool, hints: jax.Array | None = None) -> jax.Array:
@@ -72,9 +72,11 @@ class EfficientNetUNet(ColorModel):
       head_width = efficientnet_lite.HEAD_FEATURES
       maps = HintBranch((2, 32, 16, 8, 4, 2), (efficientnet_lite.STEM_FEATURES, head_width,
                                                *self.decoder_features), dtype=self.dtype,
-                        param_dtype=self.param_dtype, name="hints")(hints if hints is not None else hints_lib.no_hints(l))
+                        param_dtype=self.param_dtype, conv=self.conv,
+                        name="hints")(hints if hints is not None else hints_lib.no_hints(l))
     feats = encoder(rgb, train=train and self.finetune_encoder_bn, stem_extra=None if maps is None else maps[0])
     head = feats["head"] if maps is None else feats["head"] + maps[1].astype(feats["head"].dtype)
     x = decode_with_skips(head, [feats[k] for k in SKIPS], self.decoder_features, train=train,
-                          extras=None if maps is None else maps[2:], **self.layer_kwargs)  # (B, H/2, W/2, f[-1])
+                          extras=None if maps is None else maps[2:], conv=self.conv,
+                          conv_transpose=self.conv_transpose, **self.layer_kwargs)  # (B, H/2, W/2, f[-1])
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H/2, W/2, 2 | num_bins)

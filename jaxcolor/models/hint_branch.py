@@ -9,9 +9,9 @@ automatic colorizer given a branch computes exactly what it did (fine-tuning sta
 and every branch parameter lives under the model's "hints" scope (`init_from_exclude=("params/hints",)`).
 
 To give hints to another encoder-decoder: a `guided: bool` field; when set, call
-`HintBranch(strides, features, name="hints")(hints)` and add each returned map where its resolution is, e.g.
-`layers.decode_with_skips(..., extras=maps)` (see efficientnet_unet and resnet_unet). The model's `takes_hints`
-property then tells the train step to simulate hints and colorize to take them.
+`HintBranch(strides, features, conv=self.conv, name="hints")(hints)` and add each returned map where its
+resolution is, e.g. `layers.decode_with_skips(..., extras=maps)` (see efficientnet_unet and resnet_unet). The
+model's `takes_hints` property then tells the train step to simulate hints and colorize to take them.
 """
 from __future__ import annotations
 
@@ -22,9 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
-
 Dtype = Any
+ModuleDef = Any
 
 
 def summarize(hints: jax.Array, stride: int) -> jax.Array:
@@ -44,6 +43,7 @@ class HintBranch(nn.Module):
   width: int = 32
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, hints: jax.Array) -> list[jax.Array]:
@@ -51,7 +51,7 @@ class HintBranch(nn.Module):
       raise ValueError(f"HintBranch: {len(self.strides)} strides but {len(self.features)} feature widths")
     out = []
     for i, (s, f) in enumerate(zip(self.strides, self.features)):
-      conv = lambda n, name, init=nn.initializers.lecun_normal(): conv_grad.Conv(
+      conv = lambda n, name, init=nn.initializers.lecun_normal(): self.conv(
           n, (3, 3), padding="SAME", kernel_init=init, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
       x = summarize(hints.astype(jnp.float32), s).astype(self.dtype)
       x = nn.relu(conv(self.width, f"level{i}_conv0")(x))

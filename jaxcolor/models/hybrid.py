@@ -46,11 +46,11 @@ class HybridUNet(ColorModel):
 
   def _vgg(self, **kwargs) -> VGG16Encoder:
     return VGG16Encoder(width=self.encoder_width, depths=self.vgg_depths, dtype=self.dtype,
-                        param_dtype=self.param_dtype, **kwargs)
+                        param_dtype=self.param_dtype, conv=self.conv, max_pool=self.max_pool, **kwargs)
 
   def _resnet(self, **kwargs) -> ResNet50V2Encoder:
     return ResNet50V2Encoder(width=self.encoder_width, stage_sizes=self.resnet_stages, dtype=self.dtype,
-                             param_dtype=self.param_dtype, **kwargs)
+                             param_dtype=self.param_dtype, conv=self.conv, max_pool=self.max_pool, **kwargs)
 
   @nn.compact
   def __call__(self, l: jax.Array, *, train: bool) -> jax.Array:
@@ -63,11 +63,11 @@ class HybridUNet(ColorModel):
     resnet = self._resnet(name="resnet")(encoder_input(l, ResNet50V2Encoder.preprocessing, self.dtype),
                                          train=train and self.finetune_encoder_bn)
     x = jnp.concatenate([vgg["block5_pool"], resnet["post_relu"]], axis=-1)  # (B, H/32, W/32, 512 + 2048)
-    x = ConvBN(self.bottleneck_features, kernel_size=1, name="bottleneck", **kw)(x, train=train)
+    x = ConvBN(self.bottleneck_features, kernel_size=1, name="bottleneck", conv=self.conv, **kw)(x, train=train)
     skips = [f"block{b}_conv{self.vgg_depths[b - 1]}" for b in (5, 4, 3, 2, 1)]  # H/16 ... H
     for i, (f, skip) in enumerate(zip(self.decoder_features, skips)):
-      x = UpConvBN(f, name=f"up{i}", **kw)(x, train=train)  # (B, 2h, 2w, f)
+      x = UpConvBN(f, name=f"up{i}", conv=self.conv_transpose, **kw)(x, train=train)  # (B, 2h, 2w, f)
       x = jnp.concatenate([x, vgg[skip].astype(x.dtype)], axis=-1)
-      x = ConvBN(f, name=f"up{i}_conv0", **kw)(x, train=train)
-      x = ConvBN(f, name=f"up{i}_conv1", **kw)(x, train=train)
+      x = ConvBN(f, name=f"up{i}_conv0", conv=self.conv, **kw)(x, train=train)
+      x = ConvBN(f, name=f"up{i}_conv1", conv=self.conv, **kw)(x, train=train)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

@@ -24,9 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
-from jaxcolor.models.layers import max_pool, scale_width
+from jaxcolor.models.layers import ModuleDef, PoolFn, max_pool, scale_width
 
 IRV2_BLOCKS = (10, 20, 10)
 KERAS_BN_MOMENTUM = 0.99
@@ -86,6 +85,8 @@ class InceptionResNetV2Encoder(nn.Module):
   blocks: Sequence[int] = IRV2_BLOCKS
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv: ModuleDef = nn.Conv
+  max_pool: PoolFn = nn.max_pool
 
   def keras_layers(self) -> list[KerasLayer]:
     """The layers with weights in Keras `model.layers` order, and their place in this module's variables."""
@@ -106,9 +107,9 @@ class InceptionResNetV2Encoder(nn.Module):
     return dict(zip(("block35", "block17", "block8"), self.blocks))[kind]
 
   def _unit(self, x: jax.Array, unit: Unit, conv_name: str, bn_name: str, train: bool) -> jax.Array:
-    x = conv_grad.Conv(scale_width(unit.filters, self.width), unit.kernel,
-                       strides=(unit.strides, unit.strides), padding=unit.padding, use_bias=False,
-                       dtype=self.dtype, param_dtype=self.param_dtype, name=conv_name)(x)
+    x = self.conv(scale_width(unit.filters, self.width), unit.kernel, strides=(unit.strides, unit.strides),
+                  padding=unit.padding, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                  name=conv_name)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM, epsilon=KERAS_BN_EPSILON,
                      use_scale=False, dtype=self.dtype, param_dtype=self.param_dtype, name=bn_name)(x)
     return nn.relu(x)
@@ -116,7 +117,7 @@ class InceptionResNetV2Encoder(nn.Module):
   def _branch(self, x: jax.Array, branch: Sequence[Any], block: str, b: int, train: bool) -> jax.Array:
     for i, step in enumerate(branch):
       if step == "maxpool":
-        x = max_pool(x, 3, 2)
+        x = max_pool(x, 3, 2, self.max_pool)
       elif step == "avgpool":  # Keras/TF "same" average pooling leaves the padding out of the mean
         x = nn.avg_pool(x, (3, 3), strides=(1, 1), padding="SAME", count_include_pad=False)
       else:
@@ -140,8 +141,8 @@ class InceptionResNetV2Encoder(nn.Module):
       for idx in range(1, repeats + 1):
         last = kind == "block8" and idx == repeats
         mixed = self._mixed(x, branches, f"{kind}_{idx}", train)
-        up = conv_grad.Conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                            name=f"{kind}_{idx}_conv")(mixed)
+        up = self.conv(x.shape[-1], (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
+                       name=f"{kind}_{idx}_conv")(mixed)
         x = x + up * (1.0 if last else scale)
         if not last:
           x = nn.relu(x)

@@ -54,7 +54,7 @@ class Koalarization(ColorModel):
 
   def _inception(self, **kwargs) -> InceptionResNetV2Encoder:
     return InceptionResNetV2Encoder(width=self.encoder_width, blocks=self.encoder_blocks, dtype=self.dtype,
-                                    param_dtype=self.param_dtype, **kwargs)
+                                    param_dtype=self.param_dtype, conv=self.conv, max_pool=self.max_pool, **kwargs)
 
   def _w(self, f: int) -> int:
     return max(1, int(round(f * self.width)))
@@ -65,7 +65,7 @@ class Koalarization(ColorModel):
       raise ValueError(f"Koalarization upsamples 3 times (H/8 -> H), got decoder_features="
                        f"{tuple(self.decoder_features)}")
     check_divisible(l, 8, "Koalarization")
-    kw = self.layer_kwargs
+    kw = dict(conv=self.conv, **self.layer_kwargs)
     batch, h, w, _ = l.shape
 
     x = center_l(l, 50.0, self.dtype)  # (B, H, W, 1) in [-1, 1]

@@ -3,7 +3,7 @@
 - `ColorModel`: the fields and class attributes every registered model has (see `jaxcolor.models`).
 - `OutputHead`: the prediction head, so that all models agree on what "regression" and "classification" emit.
 - `ConvBN` / `UpConvBN`: NHWC conv (or transposed conv) -> BatchNorm -> ReLU, computing in `dtype` (e.g.
-  bfloat16) while keeping parameters in `param_dtype` (float32).
+  bfloat16) while keeping parameters in `param_dtype` (float32), with the conv module given as `conv`.
 - Input helpers: `center_l` (L in [0, 100] -> zero-centred) and `check_divisible`.
 
 Conventions (Zhang et al. 2016, "Colorful Image Colorization", sec. 2 and its released model): regression predicts ab / AB_SCALE
@@ -11,20 +11,21 @@ with AB_SCALE = 110, classification predicts logits over the NUM_AB_BINS = 313 i
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
+from jaxcolor.task import HEADS  # the one tuple of heads
 
 Dtype = Any
+ModuleDef = Any  # a flax module class (or a functools.partial of one), e.g. nn.Conv
+PoolFn = Callable[..., jax.Array]  # nn.max_pool's signature
 
 AB_SCALE = 110.0  # regression targets are ab / AB_SCALE, so the sRGB gamut lies inside (-1, 1)
 NUM_AB_BINS = 313  # Zhang et al. 2016: in-gamut ab bins of width 10
-HEADS = ("regression", "classification")
 REGRESSION_ACTIVATIONS = ("tanh", "sigmoid", "linear")
 
 # BatchNorm settings shared by all from-scratch models (PyTorch/Caffe defaults: momentum 0.1 there = 0.9 here).
@@ -69,64 +70,19 @@ def batch_norm(train: bool, dtype: Dtype, param_dtype: Dtype, name: str | None =
                       dtype=dtype, param_dtype=param_dtype, name=name, axis_name=axis_name)
 
 
-def max_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
-  """VALID max pooling of (B, H, W, C) over window x window patches every `stride` pixels, as the elementwise
-  maximum of the window * window strided views.
-
-  Same values as nn.max_pool(x, (window,) * 2, strides=(stride,) * 2); the gradient is an elementwise mask (split
-  between tied maxima) instead of XLA's select-and-scatter, which XLA:CPU runs far slower, and the views avoid
-  a reduction over short strided window axes, which it also runs slowly: forward + gradient of 2x2 pooling at
-  (32, 64, 64, 64) 26 ms, against 55 ms as a reshape and a max and 132 ms as nn.max_pool, on 2 cores.
-  That form runs where `conv_grad.cpu_paths()`; elsewhere nn.max_pool.
-  """
+def max_pool(x: jax.Array, window: int, stride: int, pool: PoolFn = nn.max_pool) -> jax.Array:
+  """VALID max pooling of (B, H, W, C) over window x window patches every `stride` pixels, by `pool` (a model's
+  `max_pool` field: nn.max_pool's signature; `jaxcolor.cpu.kernels.max_pool` on CPU)."""
   _, h, w, _ = x.shape
   if min(h, w) < window:
     raise ValueError(f"max_pool: a {window}x{window} window does not fit a {h}x{w} feature map "
                      f"(input shape {x.shape}); the image is too small for this model")
-  if not conv_grad.cpu_paths():
-    return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
-  ho, wo = (h - window) // stride + 1, (w - window) // stride + 1
-  views = [x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
-           for i in range(window) for j in range(window)]  # window^2 x (B, ho, wo, C)
-  while len(views) > 1:  # a balanced tree of maxima
-    views = [jnp.maximum(a, b) for a, b in zip(views[::2], views[1::2])] + views[len(views) - len(views) % 2:]
-  return views[0]
+  return pool(x, (window, window), strides=(stride, stride), padding="VALID")
 
 
-def max_pool_2x2(x: jax.Array) -> jax.Array:
+def max_pool_2x2(x: jax.Array, pool: PoolFn = nn.max_pool) -> jax.Array:
   """2x2 max pooling with stride 2, (B, H, W, C) -> (B, H/2, W/2, C) (an odd last row / column is dropped)."""
-  return max_pool(x, 2, 2)
-
-
-class Deconv2x2(nn.Module):
-  """nn.ConvTranspose(features, (2, 2), strides=(2, 2), padding="VALID") as two matmuls + depth-to-space.
-
-  The 2x2 stride-2 transposed conv does not overlap: input pixel (i, j) alone writes output block
-  (2i..2i+1, 2j..2j+1): y[b, 2i + di, 2j + dj] = x[b, i, j] @ kernel[1 - di, 1 - dj] + bias (flax's tap
-  order). Written as (B h w, C) x (C, 2F) products, its kernel and input gradients are plain matmuls too,
-  where XLA:CPU runs the generic transposed conv's gradients slowly. Parameters, names and initializers are
-  the flax module's, so checkpoints and weights are interchangeable (tests/test_layers.py compares the two).
-  The matmul form runs where `conv_grad.cpu_paths()`; elsewhere `lax.conv_transpose`, as nn.ConvTranspose.
-  """
-  features: int
-  dtype: Dtype = jnp.float32
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    b, h, w, c = x.shape
-    kernel = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, c, self.features), self.param_dtype)
-    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    if not conv_grad.cpu_paths():
-      return jax.lax.conv_transpose(x, kernel, (2, 2), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
-    kernel = kernel[::-1, ::-1]  # flax flips the taps
-    # One (B h w, C) x (C, 2F) product per output row parity di, its rows (w, dj, F) already in output order,
-    # so the interleave is a concatenation of contiguous rows rather than a 6-D transpose of the whole output
-    # (forward + gradients at unet's shapes 211 ms against 273 ms for one einsum on 2 cores).
-    rows = [(x.reshape(-1, c) @ kernel[di].transpose(1, 0, 2).reshape(c, 2 * self.features))
-            .reshape(b, h, 1, w * 2 * self.features) for di in range(2)]  # (B, h, 1, w 2 F) each
-    return jnp.concatenate(rows, axis=2).reshape(b, 2 * h, 2 * w, self.features) + bias
+  return max_pool(x, 2, 2, pool)
 
 
 class ConvBN(nn.Module):
@@ -143,52 +99,57 @@ class ConvBN(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     pad = self.dilation * (self.kernel_size - 1) // 2
-    x = conv_grad.Conv(self.features, (self.kernel_size, self.kernel_size), strides=self.strides,
-                padding=((pad, pad), (pad, pad)), kernel_dilation=self.dilation, use_bias=not self.use_bn,
-                kernel_init=nn.initializers.he_normal(), dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    x = self.conv(self.features, (self.kernel_size, self.kernel_size), strides=self.strides,
+                  padding=((pad, pad), (pad, pad)), kernel_dilation=self.dilation, use_bias=not self.use_bn,
+                  kernel_init=nn.initializers.he_normal(), dtype=self.dtype, param_dtype=self.param_dtype)(x)
     if self.use_bn:
       x = batch_norm(train, self.dtype, self.param_dtype, axis_name=self.bn_axis_name)(x)
     return nn.relu(x)  # (B, H / strides, W / strides, features)
 
 
 class UpConvBN(nn.Module):
-  """k x k transposed conv with stride 2 (doubles H and W) -> BatchNorm -> ReLU, NHWC."""
+  """k x k transposed conv with stride 2 (doubles H and W) -> BatchNorm -> ReLU, NHWC. `conv` is the
+  transposed conv's module (the model's `conv_transpose`)."""
   features: int
   kernel_size: int = 3
   use_bn: bool = True
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None
+  conv: ModuleDef = nn.ConvTranspose
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    x = conv_grad.ConvTranspose(self.features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
-                         use_bias=not self.use_bn, kernel_init=nn.initializers.he_normal(),
-                         dtype=self.dtype, param_dtype=self.param_dtype)(x)
+    x = self.conv(self.features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
+                  use_bias=not self.use_bn, kernel_init=nn.initializers.he_normal(), dtype=self.dtype,
+                  param_dtype=self.param_dtype)(x)
     if self.use_bn:
       x = batch_norm(train, self.dtype, self.param_dtype, axis_name=self.bn_axis_name)(x)
     return nn.relu(x)  # (B, 2H, 2W, features)
 
 
 def decode_with_skips(x: jax.Array, skips: list[jax.Array], features: Sequence[int], *, train: bool,
-                      extras: Sequence[jax.Array] | None = None, **layer_kwargs: Any) -> jax.Array:
+                      extras: Sequence[jax.Array] | None = None, conv: ModuleDef = nn.Conv,
+                      conv_transpose: ModuleDef = nn.ConvTranspose, **layer_kwargs: Any) -> jax.Array:
   """The U-Net decoder over a pretrained encoder's stages, in the calling module's scope: per level, a 3x3
-  stride-2 transposed conv -> BN -> ReLU ("up{i}") doubles the resolution, the encoder feature of that
-  resolution (skips[i]) is concatenated, and a 3x3 conv -> BN -> ReLU ("mix{i}") mixes them.
+  stride-2 transposed conv (`conv_transpose`) -> BN -> ReLU ("up{i}") doubles the resolution, the encoder
+  feature of that resolution (skips[i]) is concatenated, and a 3x3 conv (`conv`) -> BN -> ReLU ("mix{i}") mixes
+  them.
   extras: per level, a map (B, 2h, 2w, f) added to the upsampled features before the mix (color hints,
   `hint_branch.HintBranch`). x: (B, h, w, C) -> (B, h * 2^n, w * 2^n, features[-1]) for n = len(features) levels."""
   if len(skips) != len(features) or (extras is not None and len(extras) != len(features)):
     raise ValueError(f"{len(features)} decoder levels need as many skips (and extras), got {len(skips)}")
   for i, (f, skip) in enumerate(zip(features, skips)):
-    x = UpConvBN(f, name=f"up{i}", **layer_kwargs)(x, train=train)  # (B, 2h, 2w, f)
+    x = UpConvBN(f, name=f"up{i}", conv=conv_transpose, **layer_kwargs)(x, train=train)  # (B, 2h, 2w, f)
     if extras is not None:
       x = x + extras[i].astype(x.dtype)
     x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-    x = ConvBN(f, name=f"mix{i}", **layer_kwargs)(x, train=train)
+    x = ConvBN(f, name=f"mix{i}", conv=conv, **layer_kwargs)(x, train=train)
   return x
 
 
@@ -210,6 +171,7 @@ class OutputHead(nn.Module):
   activation: str = "tanh"
   kernel_size: int = 1
   param_dtype: Dtype = jnp.float32
+  conv: ModuleDef = nn.Conv
 
   def __post_init__(self) -> None:
     check_head(self.head)
@@ -224,9 +186,9 @@ class OutputHead(nn.Module):
     # Regression starts from the grayscale baseline (ab = 0, or mid-gray RGB): a random projection would emit
     # ab noise of std 30-50 (colorfulness 74-174 on photos whose truth is 41), which L2 must first unlearn.
     init = nn.initializers.lecun_normal() if classify else nn.initializers.zeros_init()
-    y = conv_grad.Conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
-                       padding=((pad, pad), (pad, pad)), kernel_init=init, dtype=jnp.float32,
-                       param_dtype=self.param_dtype, name="proj")(x.astype(jnp.float32))  # (B, H, W, Q or C)
+    y = self.conv(self.num_bins if classify else self.channels, (self.kernel_size, self.kernel_size),
+                  padding=((pad, pad), (pad, pad)), kernel_init=init, dtype=jnp.float32,
+                  param_dtype=self.param_dtype, name="proj")(x.astype(jnp.float32))  # (B, H, W, Q or C)
     if classify or self.activation == "linear":
       return y
     return jnp.tanh(y) if self.activation == "tanh" else nn.sigmoid(y)
@@ -238,6 +200,10 @@ class ColorModel(nn.Module):
   Subclasses implement `__call__(self, l, *, train)` (hint-taking models: `__call__(self, l, *, train,
   hints=None)`, see `takes_hints`) with l of shape (B, H, W, 1) in [0, 100] and return
   float32 of shape (B, H / output_stride, W / output_stride, 2, 3 or num_bins): what `output_head()` returns.
+
+  Layers come from the fields `conv`, `conv_transpose` and `max_pool` (flax's by default), which the model
+  hands to its submodules: `builders.build_model` sets them to jaxcolor's XLA:CPU kernels on CPU
+  (`jaxcolor.cpu.kernels`), so a model that builds its layers from them runs those there too.
   """
   output_stride: ClassVar[int] = 1  # input size / output size
   default_size: ClassVar[int] = 256  # square input side the model is meant to run at
@@ -247,6 +213,9 @@ class ColorModel(nn.Module):
   dtype: Dtype = jnp.float32  # compute dtype of the body
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None  # pmap axis for global BatchNorm statistics (see `batch_norm`)
+  conv: ModuleDef = nn.Conv  # module of every conv (depthwise too)
+  conv_transpose: ModuleDef = nn.ConvTranspose  # module of every transposed conv
+  max_pool: PoolFn = nn.max_pool  # max pooling, nn.max_pool's signature (see `layers.max_pool`)
 
   def __post_init__(self) -> None:
     check_head(self.head)  # fail at construction, not at the first init
@@ -264,5 +233,7 @@ class ColorModel(nn.Module):
     return dict(dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name)
 
   def output_head(self, **kwargs: Any) -> OutputHead:
-    """The model's OutputHead (named "head") with its head / num_bins / param_dtype; `kwargs` set channels, ..."""
-    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype, name="head", **kwargs)
+    """The model's OutputHead (named "head") with its head / num_bins / param_dtype / conv; `kwargs` set
+    channels, ..."""
+    return OutputHead(head=self.head, num_bins=self.num_bins, param_dtype=self.param_dtype, conv=self.conv,
+                      name="head", **kwargs)

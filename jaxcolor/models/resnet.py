@@ -24,9 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
-from jaxcolor.models.layers import max_pool, scale_width
+from jaxcolor.models.layers import ModuleDef, PoolFn, max_pool, scale_width
 
 RESNET50_STAGES = (3, 4, 6, 3)
 STAGE_FILTERS = (64, 128, 256, 512)  # bottleneck width; stage outputs have 4x these channels
@@ -43,11 +42,13 @@ class _ResNetBase(nn.Module):
   stage_sizes: Sequence[int] = RESNET50_STAGES
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv: ModuleDef = nn.Conv
+  max_pool: PoolFn = nn.max_pool
 
   def _conv(self, features: int, kernel: int, name: str, strides: int = 1, use_bias: bool = True,
-            padding: str = "VALID") -> nn.Conv:
-    return conv_grad.Conv(features, (kernel, kernel), strides=(strides, strides), padding=padding,
-                          use_bias=use_bias, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+            padding: str = "VALID") -> nn.Module:
+    return self.conv(features, (kernel, kernel), strides=(strides, strides), padding=padding, use_bias=use_bias,
+                     dtype=self.dtype, param_dtype=self.param_dtype, name=name)
 
   def _bn(self, name: str, train: bool) -> nn.BatchNorm:
     return nn.BatchNorm(use_running_average=not train, momentum=KERAS_BN_MOMENTUM,
@@ -79,7 +80,7 @@ class ResNet50Encoder(_ResNetBase):
     x = self._conv(scale_width(64, self.width), 7, "conv1_conv", strides=2)(_pad(x, 3))
     x = nn.relu(self._bn("conv1_bn", train)(x))
     features = {"conv1_relu": x}
-    x = max_pool(_pad(x, 1), 3, 2)
+    x = max_pool(_pad(x, 1), 3, 2, self.max_pool)
     for s, blocks in enumerate(self.stage_sizes):
       filters = self._filters(s)
       for i in range(blocks):
@@ -133,7 +134,7 @@ class ResNet50V2Encoder(_ResNetBase):
     x = x.astype(self.dtype)
     x = self._conv(scale_width(64, self.width), 7, "conv1_conv", strides=2)(_pad(x, 3))
     features = {"conv1_conv": x}
-    x = max_pool(_pad(x, 1), 3, 2)
+    x = max_pool(_pad(x, 1), 3, 2, self.max_pool)
     for s, (blocks, last_stride) in enumerate(zip(self.stage_sizes, self._strides())):
       filters = self._filters(s)
       for i in range(blocks):

@@ -44,7 +44,7 @@ class ResNet50UNet(ColorModel):
 
   def _resnet(self, **kwargs) -> ResNet50Encoder:
     return ResNet50Encoder(width=self.encoder_width, stage_sizes=self.encoder_stages, dtype=self.dtype,
-                           param_dtype=self.param_dtype, **kwargs)
+                           param_dtype=self.param_dtype, conv=self.conv, max_pool=self.max_pool, **kwargs)
 
   @nn.compact
   def __call__(self, l: jax.Array, *, train: bool, hints: jax.Array | None = None) -> jax.Array:
@@ -63,6 +63,7 @@ class ResNet50UNet(ColorModel):
     maps = None
     if self.guided:
       maps = HintBranch((16, 8, 4, 2, 1), tuple(self.decoder_features), dtype=self.dtype, param_dtype=self.param_dtype,
-                        name="hints")(hints if hints is not None else hints_lib.no_hints(l))
-    x = decode_with_skips(x, skips, self.decoder_features, train=train, extras=maps, **kw)  # (B, H, W, 16)
+                        conv=self.conv, name="hints")(hints if hints is not None else hints_lib.no_hints(l))
+    x = decode_with_skips(x, skips, self.decoder_features, train=train, extras=maps, conv=self.conv,
+                          conv_transpose=self.conv_transpose, **kw)  # (B, H, W, 16)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

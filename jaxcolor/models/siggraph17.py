@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxcolor import hints as hints_lib
-from jaxcolor.cpu import conv_grad
 from jaxcolor.models.layers import ColorModel, batch_norm, center_l, check_divisible, scale_width
 
 # (block, channels, convs, dilation) of the encoder half, H to H/8
@@ -48,8 +47,8 @@ class SIGGRAPH17(ColorModel):
 
   def _conv(self, features: int, name: str, kernel: int = 3, dilation: int = 1) -> nn.Module:
     pad = dilation * (kernel - 1) // 2
-    return conv_grad.Conv(scale_width(features, self.width), (kernel, kernel), padding=((pad, pad), (pad, pad)),
-                          kernel_dilation=dilation, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
+    return self.conv(scale_width(features, self.width), (kernel, kernel), padding=((pad, pad), (pad, pad)),
+                     kernel_dilation=dilation, dtype=self.dtype, param_dtype=self.param_dtype, name=name)
 
   @nn.compact
   def __call__(self, l: jax.Array, *, train: bool, hints: jax.Array | None = None) -> jax.Array:
@@ -66,8 +65,8 @@ class SIGGRAPH17(ColorModel):
         x = nn.relu(self._conv(channels, f"conv{block}_{i + 1}", dilation=dilation)(x))
       x = feats[block] = bn(f"bn{block}")(x)
     for block, channels, convs, source in DECODER:
-      up = conv_grad.ConvTranspose(scale_width(channels, self.width), (4, 4), strides=(2, 2), padding="SAME",
-                                   dtype=self.dtype, param_dtype=self.param_dtype, name=f"conv{block}_up")(x)
+      up = self.conv_transpose(scale_width(channels, self.width), (4, 4), strides=(2, 2), padding="SAME",
+                               dtype=self.dtype, param_dtype=self.param_dtype, name=f"conv{block}_up")(x)
       x = nn.relu(up + self._conv(channels, f"conv{block}_short")(feats[source]))
       for i in range(convs):
         x = self._conv(channels, f"conv{block}_{i + 1}")(x)

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.models.layers import ColorModel, ConvBN, Deconv2x2, Dtype, center_l, check_divisible, max_pool_2x2
+from jaxcolor.models.layers import ColorModel, ConvBN, Dtype, ModuleDef, center_l, check_divisible, max_pool_2x2
 
 
 class DoubleConv(nn.Module):
@@ -26,12 +26,13 @@ class DoubleConv(nn.Module):
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
   bn_axis_name: str | None = None
+  conv: ModuleDef = nn.Conv
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     for i in range(2):
       x = ConvBN(self.features, dtype=self.dtype, param_dtype=self.param_dtype, bn_axis_name=self.bn_axis_name,
-                 name=f"conv{i}")(x, train=train)
+                 conv=self.conv, name=f"conv{i}")(x, train=train)
     return x
 
 
@@ -47,16 +48,17 @@ class UNet(ColorModel):
     if len(self.features) < 2:
       raise ValueError("UNet needs at least two levels in `features` (one encoder level and the bottleneck)")
     check_divisible(l, 2 ** (len(self.features) - 1), "UNet")
-    kw = self.layer_kwargs
+    kw = dict(conv=self.conv, **self.layer_kwargs)
     x = center_l(l, 50.0, self.dtype)  # (B, H, W, 1) in [-1, 1]
     skips = []
     for i, f in enumerate(self.features[:-1]):  # (B, h, w, .) -> skip (B, h, w, f) -> (B, h/2, w/2, f)
       x = DoubleConv(f, name=f"down{i}", **kw)(x, train=train)
       skips.append(x)
-      x = max_pool_2x2(x)
+      x = max_pool_2x2(x, self.max_pool)
     x = DoubleConv(self.features[-1], name="bottleneck", **kw)(x, train=train)  # (B, H/2^d, W/2^d, features[-1])
     for i, (f, skip) in enumerate(zip(reversed(self.features[:-1]), reversed(skips))):
-      x = Deconv2x2(f, name=f"up{i}_deconv", dtype=self.dtype, param_dtype=self.param_dtype)(x)  # (B, 2h, 2w, f)
+      x = self.conv_transpose(f, (2, 2), strides=(2, 2), padding="VALID", dtype=self.dtype,
+                              param_dtype=self.param_dtype, name=f"up{i}_deconv")(x)  # (B, 2h, 2w, f)
       x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)  # (B, 2h, 2w, 2f)
       x = DoubleConv(f, name=f"up{i}", **kw)(x, train=train)  # (B, 2h, 2w, f)
     return self.output_head(channels=2, activation="tanh")(x)  # (B, H, W, 2 | num_bins)

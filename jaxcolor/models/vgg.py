@@ -16,9 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxcolor.cpu import conv_grad
 from jaxcolor.models.keras_weights import KerasLayer
-from jaxcolor.models.layers import max_pool_2x2, scale_width
+from jaxcolor.models.layers import ModuleDef, PoolFn, max_pool_2x2, scale_width
 
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 VGG16_DEPTHS = (2, 2, 3, 3, 3)
@@ -36,6 +35,8 @@ class VGG16Encoder(nn.Module):
   depths: Sequence[int] = VGG16_DEPTHS
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv: ModuleDef = nn.Conv
+  max_pool: PoolFn = nn.max_pool
 
   def keras_layers(self) -> list[KerasLayer]:
     """The layers with weights, in Keras order, and their place in this module's variables."""
@@ -52,10 +53,10 @@ class VGG16Encoder(nn.Module):
     for b, depth in enumerate(self.depths):
       for k in range(depth):
         name = f"block{b + 1}_conv{k + 1}"
-        x = conv_grad.Conv(scale_width(VGG16_WIDTHS[b], self.width), (3, 3), padding="SAME", dtype=self.dtype,
-                           param_dtype=self.param_dtype, name=name)(x)
+        x = self.conv(scale_width(VGG16_WIDTHS[b], self.width), (3, 3), padding="SAME", dtype=self.dtype,
+                      param_dtype=self.param_dtype, name=name)(x)
         x = nn.relu(x)
       features[f"block{b + 1}_conv{depth}"] = x
-      x = max_pool_2x2(x)  # = nn.max_pool 2x2 / 2 VALID, with a cheaper gradient
+      x = max_pool_2x2(x, self.max_pool)
       features[f"block{b + 1}_pool"] = x
     return features

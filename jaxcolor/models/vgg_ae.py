@@ -44,7 +44,7 @@ class VGG16AE(ColorModel):
 
   def _vgg(self, **kwargs) -> VGG16Encoder:
     return VGG16Encoder(width=self.encoder_width, depths=self.encoder_depths, dtype=self.dtype,
-                        param_dtype=self.param_dtype, **kwargs)
+                        param_dtype=self.param_dtype, conv=self.conv, max_pool=self.max_pool, **kwargs)
 
   @nn.compact
   def __call__(self, l: jax.Array, *, train: bool) -> jax.Array:
@@ -56,6 +56,6 @@ class VGG16AE(ColorModel):
     features = self._vgg(name="vgg")(encoder_input(l, VGG16Encoder.preprocessing, self.dtype), train=train)
     x = features[f"block{levels}_pool"]  # (B, H/32, W/32, 512): 7 x 7 x 512 at 224
     for i, f in enumerate(self.decoder_features):  # (B, h, w, .) -> (B, 2h, 2w, f)
-      x = ConvBN(f, name=f"dec{i}", **self.layer_kwargs)(x, train=train)
+      x = ConvBN(f, name=f"dec{i}", conv=self.conv, **self.layer_kwargs)(x, train=train)
       x = upsample2x(x)
     return self.output_head(channels=2, activation="tanh", kernel_size=3)(x)  # (B, H, W, 2 | num_bins)
