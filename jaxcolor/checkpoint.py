@@ -113,18 +113,16 @@ class Checkpointer:
   """Periodic (async) saves of a train state pytree plus JSON metadata, keep-N, resume with fallback.
 
   The state is any pytree of jax.Arrays (sharded or not), numpy arrays and python scalars. `meta` is a
-  JSON-able dict (step, data position, ...); `config`, when given, is stored in every step's meta too.
+  JSON-able dict (step, data position, ...); the run's config lives beside, in config.json (`jaxcolor.run_dir`).
   """
 
   def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, save_every: int = 1000,
-               async_save: bool = True, read_only: bool = False,
-               config: Mapping[str, Any] | None = None):
+               async_save: bool = True, read_only: bool = False):
     if keep < 1 or save_every < 1:
       raise ValueError(f"need keep >= 1 and save_every >= 1, got keep={keep}, save_every={save_every}")
     self.workdir = storage.path(workdir)  # absolute when local (Orbax needs that); gs://... as given
     self.directory = self.workdir / CHECKPOINT_DIR
     self.save_every, self.read_only = save_every, read_only
-    self._config = to_json_dict(config) if config is not None else None
     self._preempted = False
     self._stop_logged = False
     self._n_quarantined = 0
@@ -171,8 +169,6 @@ class Checkpointer:
     if step in self._mngr.all_steps():
       return False
     full_meta = {**to_json_dict(meta or {}), "step": int(step)}
-    if self._config is not None:
-      full_meta.setdefault("config", self._config)
     return self._mngr.save(step, force=True, args=ocp.args.Composite(
         state=ocp.args.StandardSave(_as_saved(state)), meta=ocp.args.JsonSave(full_meta)))
 
