@@ -223,6 +223,18 @@ def loss_terms(cfg: Any) -> str:
   return terms[0][0] if len(terms) == 1 and terms[0][1] == 1.0 else " + ".join(f"{w:g} x {n}" for n, w, _ in terms)
 
 
+def ship(wd: str, name: str, card: dict[str, Any], card_text: str, figures: dict[str, pathlib.Path], *,
+         out_root: str | None, float16: bool) -> None:
+  """Exports run `wd` at checkpoint card["step"] as shipped model `name`: card.json, MODEL_CARD.md (`card_text`)
+  and its figures ({file name in the model's folder: source file})."""
+  folder = reference.export(wd, name, step=card["step"], card=card, overwrite=True, out_root=out_root,
+                            dtype="float16" if float16 else None)
+  (folder / "MODEL_CARD.md").write_text(card_text)
+  for target, source in figures.items():
+    (folder / target).write_bytes(source.read_bytes())
+  print(f"{name}: {folder} (step {card['step']}, release check {card['release_check']})")
+
+
 def model_card(name: str, card: dict[str, Any], table: str) -> str:
   c = card
   return f"""# jaxcolor reference colorizer: `{name}`
@@ -319,14 +331,10 @@ def main() -> None:
         images=colorizers[name].step * cfg.batch_size, **recipe_facts(cfg), wall_minutes=run_curves[name]["wall_minutes"], hardware=hardware(),
         budget_note=notes.get(name, "one run."), init_note=init_note(cfg), metrics=results[name],
         limits=limits.get(name, ""), storage_note=", float16" if a.float16 else "",
-        release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)))
-    folder = reference.export(wd, name, card=card, overwrite=True, out_root=a.package_root,
-                              dtype="float16" if a.float16 else None)
-    card["step"] = colorizers[name].step  # what export recorded in card.json
-    (folder / "MODEL_CARD.md").write_text(model_card(name, card, table))
-    (folder / "curves.png").write_bytes((out_dir / "curves.png").read_bytes())
-    (folder / "samples.jpg").write_bytes((out_dir / "figure.jpg").read_bytes())
-    print(f"{name}: {folder} (step {card['step']}, release check {card['release_check']})")
+        release_check=dict(photos=list(RELEASE_PHOTOS), **reference.release_metrics(colorizers[name], photos)),
+        step=colorizers[name].step)
+    ship(wd, name, card, model_card(name, card, table), {"curves.png": out_dir / "curves.png",
+         "samples.jpg": out_dir / "figure.jpg"}, out_root=a.package_root, float16=a.float16)
   print(table)
 
 

@@ -154,12 +154,8 @@ def main() -> None:
       limits=a.limits, budget_note=a.note, storage_note=", float16" if a.float16 else "",
       release_check=dict(photos=list(release.RELEASE_PHOTOS), **reference.release_metrics(colorizer, photos),
                          hints=CHECK_HINTS, with_hints=reference.release_metrics(colorizer, photos, CHECK_HINTS)))
-  folder = reference.export(wd, "guided", step=colorizer.step, card=card, overwrite=True, out_root=a.package_root,
-                            dtype="float16" if a.float16 else None)
-  (folder / "MODEL_CARD.md").write_text(model_card(card, table))
-  (folder / "hints_curve.png").write_bytes((out_dir / "guided_curve.png").read_bytes())
-  (folder / "samples.jpg").write_bytes((out_dir / "guided_figure.jpg").read_bytes())
-  print(f"guided: {folder} (step {card['step']}, release check {card['release_check']})")
+  release.ship(wd, "guided", card, model_card(card, table), {"hints_curve.png": out_dir / "guided_curve.png",
+               "samples.jpg": out_dir / "guided_figure.jpg"}, out_root=a.package_root, float16=a.float16)
   print(table)
 
 
