@@ -147,9 +147,9 @@ def test_predict_ab_is_the_inference_path():
   np.testing.assert_allclose(np.asarray(got), np.asarray(expect), atol=1e-4)  # ab in [-110, 110]: float32 ulps
   jitted = jax.jit(functools.partial(steps.predict_ab, model=model, task=task))
   # jit vs eager: the same math fused differently; the annealed mean sums 313 bin centers (|ab| <= 110) with
-  # float32 weights, so ~110 * 313 * 2**-24 ~ 2e-3 in the worst case, ~1e-4 typically: 1e-3.
+  # float32 weights: at most ~110 * 313 * 2**-24 ~ 2e-3 apart (worst case, ~1e-4 typically).
   for t in (0.38, 1.0):
     np.testing.assert_allclose(np.asarray(jitted(variables, images, None, t)),
                                np.asarray(steps.predict_ab_from_l(variables, l, model=model, task=task,
-                                                                  temperature=t)), atol=1e-3)
+                                                                  temperature=t)), atol=2e-3)
   assert jitted._cache_size() == 1  # one program for both temperatures
