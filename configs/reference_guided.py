@@ -11,8 +11,10 @@ exactly and the encoder's ImageNet features come with it). Hints are simulated f
 as in the paper (`config.hints`: a geometric number of points with p = 1/8, so 1/8 of the photos have none and
 the model still colorizes automatically; 1-9 px patches around the center). Same loss and data as `accurate`.
 The shipped run: cosine decay planned over 1,200 steps until step 841, then over 2,000 (`--config.total_steps`,
-resumed: the pilot's curve was still rising). The paper trains its network from ImageNet classification weights for ~1M iterations on 1.3M ImageNet photos
-at 176 px; here: 128 px photos, a few thousand steps on a 2-core CPU (experiments/reference_colorizers/README.md).
+resumed: the pilot's curve was still rising); then stage 2, configs/reference_guided_192.py (800 steps at
+192 px). The paper trains its network from ImageNet classification weights for ~1M iterations on 1.3M ImageNet
+photos at 176 px; here: 128 then 192 px photos, a few thousand steps on a 2-core CPU
+(experiments/reference_colorizers/README.md).
 """
 from configs import reference_accurate
 

@@ -58,14 +58,15 @@ def load_colorizer(source: str, *, step: int | None = None, size: int | None = N
 def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None = None, size: int | None = None,
                  model_size: int | None = None, batch_size: int = 8, split: str | None = None,
                  decodings: str = "", max_batches: int = 0, hint_counts: Sequence[int] = (),
-                 hint_seed: int = 0) -> dict[str, dict[str, float]]:
+                 hint_seed: int = 0, propagation=None) -> dict[str, dict[str, float]]:
   """{row name: {metric: value}}: the model under each decoding, and the baselines (`BASELINE_ROWS`): gray
   (ab = 0) and a constant warm tint (ab = (6, 16)).
 
   `workdir`: a run directory or a reference model name. Photos are scored at `size` (default: the model's
   input size); the model sees them at `model_size` (default: its inference_size, else its training size),
   its ab upsampled to `size`. `hint_counts` (a model that takes color hints): one row per number of hints
-  ("model (N hints)"), simulated from each photo's own colors from the key `hint_seed` (`Colorizer.predictor`).
+  ("model (N hints)"), simulated from each photo's own colors from the key `hint_seed` (`Colorizer.predictor`);
+  with `propagation` (a `jaxcolor.hint_propagation.Propagation`) also "model (N hints, propagated)" for N > 0.
   """
   run = load_colorizer(workdir, step=step, size=model_size)
   # The photos as a training run's evaluation of that dataset reads them (its own held-out split when it is the
@@ -74,11 +75,13 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
   cfg.data_dir, cfg.eval_batch_size, cfg.batch_size = data_dir, batch_size, batch_size
   sweep = parse_decodings(decodings) if run.task.head == "classification" and decodings else [(None, None)]
   counts = [int(n) for n in hint_counts] or [None]
-  sweep = [(d, t, n) for d, t in sweep for n in counts]
+  spread = [None] if propagation is None else [None, propagation]
+  sweep = [(d, t, n, p) for d, t in sweep for n in counts for p in spread if p is None or n]
   # One pass over the photos, batch by batch, every setting's evaluator updated from the same batch.
   evs = [evaluators.get_evaluator("color_metrics") for _ in sweep]
-  fns = [functools.partial(run.predictor(d, t, hint_points=n or 0, hint_seed=hint_seed), run.variables)
-         for d, t, n in sweep]  # (a model without hints refuses them here, before reading any photo)
+  fns = [functools.partial(run.predictor(d, t, hint_points=n or 0, hint_seed=hint_seed, propagation=p),
+                           run.variables)
+         for d, t, n, p in sweep]  # (a model without hints refuses them here, before reading any photo)
   data = input_pipeline.eval_dataset(cfg)
   limit = max_batches or data.num_steps
   for _, batch in zip(range(limit), data.dataset.as_numpy_iterator()):
@@ -87,10 +90,10 @@ def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None 
   rows: dict[str, dict[str, float]] = {}
   baselines: dict[str, dict[str, float]] = {}
   prefixes = tuple(f"{b}/" for b in BASELINE_ROWS)
-  for (decoding, temperature, count), ev in zip(sweep, evs):
+  for (decoding, temperature, count, spread_by), ev in zip(sweep, evs):
     values = dict(ev.result())
     settings = [] if decoding is None else [f"{decoding}{'' if temperature is None else f', T={temperature}'}"]
-    settings += [] if count is None else [f"{count} hints"]
+    settings += [] if count is None else [f"{count} hints"] + ([] if spread_by is None else ["propagated"])
     name = f"model ({', '.join(settings)})" if settings else "model"
     rows[name] = {k: float(v) for k, v in values.items() if not k.startswith(prefixes)}
     for key, label in BASELINE_ROWS.items():

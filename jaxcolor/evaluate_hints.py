@@ -7,7 +7,9 @@
 For each dataset (photos center-cropped to --size, the hint-taking model at its own input size), the model is
 scored with N hints per photo for each N of --counts, the hints simulated from the photo's true colors as in
 training (`jaxcolor.hints.HintSampler` with exactly N points) from the fixed key --seed, so every run of the
-command, and every model, sees the same hints. Beside it: gray (ab = 0), the constant tint, and the automatic
+command, and every model, sees the same hints; each N > 0 also with the hints' residuals carried along L's
+edges after the network ("N hints, propagated", as colorize does; `jaxcolor.hint_propagation`; --no_propagation
+leaves them out). Beside it: gray (ab = 0), the constant tint, and the automatic
 --references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and draws
 hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
 """
@@ -21,24 +23,33 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from jaxcolor import evaluate, run_dir, storage
+from jaxcolor import evaluate, hint_propagation, run_dir, storage
 
 COUNTS = (0, 1, 2, 5, 10, 20, 50)  # the paper's figure's axis, from 0
 DATASETS = ("kodak24", "photos_256")
 METRICS = (("psnr", "PSNR dB"), ("auc", "AuC %"))
+PROPAGATED = ", propagated"
+_SPREAD_COLOR = (230, 120, 0)
 _COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (140, 86, 75), (120, 120, 120),
            (200, 140, 60)]
 
 
 def hint_curve(source: str, *, datasets: Sequence[str] = DATASETS, counts: Sequence[int] = COUNTS,
                references: Sequence[str] = ("accurate",), data_dir: str = "~/tensorflow_datasets", size: int = 256,
-               seed: int = 0, batch_size: int = 8, max_batches: int = 0) -> dict[str, dict[str, dict[str, float]]]:
-  """{dataset: {row: metrics}}: rows "N hints" for the model, then gray, tint and each reference."""
+               seed: int = 0, batch_size: int = 8, max_batches: int = 0,
+               propagation: hint_propagation.Propagation | None = hint_propagation.Propagation()
+               ) -> dict[str, dict[str, dict[str, float]]]:
+  """{dataset: {row: metrics}}: rows "N hints" for the network alone, "N hints, propagated" (N > 0) with the
+  hints' residuals spread after it (`propagation`; None: those rows left out), then gray, tint and each
+  reference."""
   out = {}
   for dataset in datasets:
     kw = dict(data_dir=data_dir, size=size, batch_size=batch_size, max_batches=max_batches)
-    rows = evaluate.evaluate_run(source, dataset, hint_counts=counts, hint_seed=seed, **kw)
+    rows = evaluate.evaluate_run(source, dataset, hint_counts=counts, hint_seed=seed, propagation=propagation,
+                                 **kw)
     table = {f"{n} hints": rows[f"model ({n} hints)"] for n in counts}
+    if propagation is not None:
+      table.update({f"{n} hints, propagated": rows[f"model ({n} hints, propagated)"] for n in counts if n})
     table.update({label: rows[label] for label in evaluate.BASELINE_ROWS.values()})
     for ref in references:
       table[f"{ref} (automatic)"] = evaluate.evaluate_run(ref, dataset, **kw)["model"]
@@ -58,8 +69,8 @@ def markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def plot(results: dict[str, dict[str, dict[str, float]]], path, width: int = 900, height: int = 300) -> None:
-  """One panel per (dataset, metric): the model's value against the number of hints (x: log(1 + N)), the
-  baselines and references as horizontal lines."""
+  """One panel per (dataset, metric): the model's value against the number of hints (x: log(1 + N)), alone
+  and propagated (the same at N = 0), the baselines and references as horizontal lines."""
   panels = [(d, k, label) for d in results for k, label in METRICS]
   panel_w, pad = width // len(panels), 40
   img = Image.new("RGB", (width, height), "white")
@@ -68,8 +79,10 @@ def plot(results: dict[str, dict[str, dict[str, float]]], path, width: int = 900
   for p, (dataset, key, label) in enumerate(panels):
     rows = results[dataset]
     curve = [(int(name.split()[0]), v[key]) for name, v in rows.items() if name.endswith(" hints")]
-    flat = {name: v[key] for name, v in rows.items() if not name.endswith(" hints")}
-    ys = [v for _, v in curve] + list(flat.values())
+    spread = [(int(name.split()[0]), v[key]) for name, v in rows.items() if name.endswith(PROPAGATED)]
+    spread = [c for c in curve if c[0] == 0] + spread if spread else []
+    flat = {name: v[key] for name, v in rows.items() if not name.endswith((" hints", PROPAGATED))}
+    ys = [v for _, v in curve + spread] + list(flat.values())
     lo, hi = min(ys), max(ys)
     lo, hi = lo - 0.05 * (hi - lo + 1e-6), hi + 0.05 * (hi - lo + 1e-6)
     x0, xmax = p * panel_w, np.log1p(max(n for n, _ in curve))
@@ -83,14 +96,21 @@ def plot(results: dict[str, dict[str, dict[str, float]]], path, width: int = 900
       draw.text((sx(n) - 4, height - pad + 4), str(n), fill="black")
     for i, (name, v) in enumerate(flat.items()):
       draw.line([(x0 + pad, sy(v)), (x0 + panel_w - 10, sy(v))], fill=_COLORS[(i + 1) % len(_COLORS)], width=1)
-    pts = [(sx(n), sy(v)) for n, v in sorted(curve)]
-    draw.line(pts, fill=_COLORS[0], width=2)
-    for x, y in pts:
-      draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=_COLORS[0])
+    for line, fill in ((curve, _COLORS[0]), (spread, _SPREAD_COLOR)):
+      pts = [(sx(n), sy(v)) for n, v in sorted(line)]
+      if len(pts) > 1:
+        draw.line(pts, fill=fill, width=2)
+      for x, y in pts:
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=fill)
   first = next(iter(results.values()))
-  legend = ["model with N hints (x: N)"] + [name for name in first if not name.endswith(" hints")]
-  for i, name in enumerate(legend):
-    draw.text((pad + 150 * i, height - 16), f"-- {name}", fill=_COLORS[i % len(_COLORS)])
+  legend = [("model with N hints (x: N)", _COLORS[0])]
+  legend += [("propagated", _SPREAD_COLOR)] if any(n.endswith(PROPAGATED) for n in first) else []
+  legend += [(name, _COLORS[(i + 1) % len(_COLORS)])
+             for i, name in enumerate(n for n in first if not n.endswith((" hints", PROPAGATED)))]
+  x = pad
+  for name, fill in legend:
+    draw.text((x, height - 16), f"-- {name}", fill=fill)
+    x += draw.textlength(f"-- {name}") + 16
   img.save(path, format="PNG")
 
 
@@ -113,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--max_batches", type=int, default=0, help="0: whole splits")
+  p.add_argument("--no_propagation", action="store_true", help="leave out the rows with the hints' residuals "
+                 "propagated after the network (jaxcolor.hint_propagation)")
   p.add_argument("--out", required=True)
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)
@@ -127,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = hint_curve(args.workdir or args.model, datasets=[d for d in args.datasets.split(",") if d],
                          counts=args.counts, references=[r for r in args.references.split(",") if r],
                          data_dir=args.data_dir, size=args.size, seed=args.seed, batch_size=args.batch_size,
-                         max_batches=args.max_batches)
+                         max_batches=args.max_batches,
+                         propagation=None if args.no_propagation else hint_propagation.Propagation())
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

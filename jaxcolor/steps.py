@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxcolor import hint_propagation
 from jaxcolor import hints as hints_lib
 from jaxcolor.losses import head_loss
 from jaxcolor import task as task_lib
@@ -119,7 +120,8 @@ def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, 
 def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = None,
                temperature: Array | float | None = None, *, model: nn.Module, task: task_lib.ColorTask,
                decoding: str | None = None, size: int | None = None,
-               hint_sampler: hints_lib.HintSampler | None = None, num_hints: int = 0, hint_seed: int = 0) -> Array:
+               hint_sampler: hints_lib.HintSampler | None = None, num_hints: int = 0, hint_seed: int = 0,
+               propagation: hint_propagation.Propagation | None = None) -> Array:
   """uint8 RGB (B, H, W, 3) -> ab (B, H, W, 2) in Lab units: the one inference path (a run's evaluations,
   colorize, evaluate, the app), jitted with everything after `*` bound.
 
@@ -127,7 +129,8 @@ def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = N
   back to H x W; None: it runs at H x W. hints: hint channels (B, s, s, 3) at the model's input size, or None;
   num_hints > 0 instead simulates that many per photo from its own colors as in training (`hint_sampler`, from
   the key `hint_seed`: the evaluation of hints). temperature: the annealed mean's (default: the run's); an
-  argument, so a new value compiles nothing (the app's slider).
+  argument, so a new value compiles nothing (the app's slider). propagation: the hints' residuals spread along
+  L's edges after the network (`jaxcolor.hint_propagation`; with hints only).
   """
   b, h, w, _ = images.shape
   rgb = color.to_float_rgb(images)
@@ -138,4 +141,6 @@ def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = N
     hints = hint_sampler(jax.random.key(hint_seed), ab, num_points=num_hints)
   ab = predict_ab_from_l(variables, l, model=model, task=task, decoding=decoding, temperature=temperature,
                          hints=hints)
+  if propagation is not None and hints is not None:
+    ab = propagation(ab, hints, l)
   return task_lib.upsample(ab, h, w)  # (B, s, s, 2) -> (B, H, W, 2)

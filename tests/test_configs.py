@@ -24,7 +24,7 @@ CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem 
 # Pretrained-encoder models: their local runs take 40-100 s on a busy 2-core CPU (compiling the encoder graphs
 # over 8 host devices dominates). Marked slow: CI's `-m "not slow"` leaves them out.
 HEAVY = {"hybrid_unet", "koalarization", "resnet50_unet_reg", "resnet50_unet_cls", "vgg16_ae", "reference_accurate",
-         "reference_vivid", "reference_guided"}  # the reference recipes: efficientnet_unet's network (not slow) with their objectives
+         "reference_vivid", "reference_guided", "reference_guided_192"}  # the reference recipes: efficientnet_unet's network (not slow) with their objectives
 # Loop settings of a 2-step smoke run; every local variant has them, except unet_cls's, a 40-step demo run.
 TWO_STEPS = dict(total_steps=2, eval_every=0, eval_batches=1, log_every=1, checkpoint_every=2, prior_batches=2)
 
@@ -47,6 +47,11 @@ def test_every_model_has_a_config():
 @pytest.mark.parametrize("name", CONFIG_NAMES)
 def test_full_config_passes_check(name):
   config = load(name)
+  from jaxcolor import run_dir
+  if config.init_from and config.init_from not in run_dir.REFERENCE_MODELS:  # a later stage of a recipe
+    with pytest.raises(ValueError, match="neither a reference model"):  # before the earlier stage ran
+      builders.check_config(config)
+    config.init_from = "guided" if config.get("hints", {}).get("enabled") else "accurate"  # the same network
   builders.check_config(config)
   doc = importlib.import_module(f"configs.{name}").__doc__
   assert f"python -m jaxcolor.main --config=configs/{name}.py" in doc.split("\n\n")[1], "docstring: run command"

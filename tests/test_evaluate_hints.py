@@ -35,11 +35,17 @@ def test_curve_table_json_and_plot(guided_cls_run, tiny_run_dir, shared_data, tm
   assert f"{tiny_run_dir} (automatic)" in results and "constant tint (ab = 6, 16)" in results
   assert all(r["num_examples"] == 8 for r in results.values())
   assert results["0 hints"]["psnr"] != results["10 hints"]["psnr"]  # the hints reach the model
+  # Beside the network alone, its colors with the hints' residuals propagated (N > 0 only: nothing to spread).
+  assert [r for r in results if r.endswith("propagated")] == ["2 hints, propagated", "10 hints, propagated"]
+  assert results["10 hints, propagated"]["psnr"] != results["10 hints"]["psnr"]
   assert Image.open(out / "hints_curve.png").size == (900, 300)
   assert evaluate_hints.main(args) == 1  # kept unless --overwrite
   assert evaluate_hints.main(args + ["--overwrite"]) == 0
   again = json.loads((out / "hints_curve.json").read_text())["kodak24"]
   np.testing.assert_equal(again, results)  # the hints come from a fixed key: the same numbers every time
+  assert evaluate_hints.main(args + ["--overwrite", "--no_propagation"]) == 0
+  alone = json.loads((out / "hints_curve.json").read_text())["kodak24"]
+  assert not [r for r in alone if r.endswith("propagated")] and alone["10 hints"] == results["10 hints"]
 
 
 def test_an_automatic_model_is_refused(tiny_run_dir, tmp_path, capsys):

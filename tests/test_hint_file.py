@@ -110,12 +110,36 @@ def test_colorize_refuses_a_list_for_a_folder_and_hints_for_an_automatic_model(g
 
 
 def test_hints_reach_the_model_at_the_right_place(guided_run):
-  """predict_ab hands the hint channels to the model: with non-zero weights the output changes, at the hint."""
+  """predict_ab hands the hint channels to the model: with non-zero weights the output changes, at the hint
+  (the network alone: on this flat photo the propagation after it would carry the hint everywhere)."""
   import jax
-  c = colorize.Colorizer(str(guided_run))
+  c = colorize.Colorizer(str(guided_run), propagate=False)
   c.variables = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(x.size), x.shape), c.variables)
   photo = np.full((64, 64, 3), 128, np.uint8)
   given = hint_file.channels([hint_file.Hint(8, 8, (0, 0, 255), size=6)], (64, 64), c.size)
   with_hint, without = c.predict_ab([photo, photo], 2, hints=[given, None])
   diff = np.abs(with_hint - without).sum(-1)
   assert diff[:8, :8].mean() > 3 * diff[-8:, -8:].mean() and hints.CHANNELS == given.shape[-1]
+
+
+def test_colorize_propagates_the_hints_unless_told_not_to(guided_run, tmp_path):
+  """By default the hints' residuals are spread after the network: the hinted pixel comes out in the hint's color
+  and so does the flat region around it; --no_propagation gives the network's colors alone."""
+  from skimage import color as skcolor
+  photo = np.full((48, 80, 3), 128, np.uint8)
+  photo[:, 40:] = 30  # a dark right half: an edge the hint's color must not cross
+  Image.fromarray(photo).save(tmp_path / "p.png")
+  (tmp_path / "hints.json").write_text(json.dumps([{"x": 10, "y": 20, "color": "#2f6fd0", "size": 4}]))
+  outs = {}
+  for flag in ([], ["--no_propagation"]):
+    out = tmp_path / f"out{len(flag)}"
+    assert colorize.main([str(tmp_path / "p.png"), f"--workdir={guided_run}", f"--hints={tmp_path / 'hints.json'}",
+                          f"--out={out}"] + flag) == 0
+    outs[bool(flag)] = skcolor.rgb2lab(np.asarray(Image.open(out / "p.png")) / 255.0)[..., 1:]
+  hint_ab = skcolor.rgb2lab(np.array([[[47, 111, 208]]]) / 255.0)[0, 0, 1:]
+  # The photo's own L (50 or so) cannot show the hint's exact chroma everywhere in sRGB: compare directions.
+  cos = lambda ab: (ab @ hint_ab) / (np.linalg.norm(ab, axis=-1) * np.linalg.norm(hint_ab) + 1e-9)
+  spread, alone = outs[False], outs[True]
+  assert cos(spread[20, 10]) > 0.95 and cos(spread[5:40, 5:35]).min() > 0.9  # the hinted region is blue
+  assert np.abs(spread[:, 45:] - alone[:, 45:]).max() < 2.0  # past the edge: the network's colors
+  assert np.abs(spread[:, :35] - alone[:, :35]).mean() > 5.0  # the flag switches it off

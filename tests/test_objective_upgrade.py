@@ -28,7 +28,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_NAMES = sorted(p.stem for p in (REPO / "configs").glob("*.py") if p.stem not in ("default", "__init__"))
 VARIANTS = ("", "local")  # configs/default.py's VARIANTS, which every config accepts
 SAVED = sorted((REPO / "tests" / "data").glob("*config*.json")) + sorted(
-    (REPO / "jaxcolor" / "reference_models").glob("*/config.json"))  # the shipped models' configs: old format
+    (REPO / "jaxcolor" / "reference_models").glob("*/config.json"))  # the shipped models' (guided's: new format)
 
 
 def old_terms(config: Mapping[str, Any]) -> list[tuple[str, float, dict[str, Any]]]:
@@ -164,7 +164,10 @@ def test_new_and_pre_composition_configs_come_back_unchanged():
 def test_saved_config_files_build_what_they_trained(path):
   saved = json.loads(path.read_text())
   upgraded = objective.upgrade_saved_config(saved)
-  assert effective(objective.terms(upgraded)) == effective(old_terms(saved))
+  if any(w is None for w in (saved.get("losses") or {}).values()):  # written since issue 31: read as it is
+    assert upgraded == saved
+  else:
+    assert effective(objective.terms(upgraded)) == effective(old_terms(saved))
 
 
 def test_saved_config_files_cover_both_old_kinds():

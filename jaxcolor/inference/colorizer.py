@@ -34,26 +34,27 @@ class Colorizer:
   """
 
   def __init__(self, workdir: str, step: int | None = None, size: int | None = None,
-               temperature: float | None = None, decoding: str | None = None):
+               temperature: float | None = None, decoding: str | None = None, propagate: bool = True):
     from jaxcolor import run_dir
     arts = run_dir.read_artifacts(workdir)
     variables, self.step = run_dir.restore_variables(workdir, step)
     self.source = str(workdir)
-    self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding)
+    self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding, propagate)
 
   @classmethod
   def reference(cls, name: str, size: int | None = None, temperature: float | None = None,
-                decoding: str | None = None) -> Colorizer:
+                decoding: str | None = None, propagate: bool = True) -> Colorizer:
     """One of the reference models shipped inside the package (`jaxcolor.inference.reference`)."""
     from jaxcolor.inference import reference
     model = reference.load(name)
     self = cls.__new__(cls)
     self.step = model.step
     self.source = f"reference model {name!r} ({model.folder})"
-    self._setup(model.config, model.bins, model.prior, model.variables, size, temperature, decoding)
+    self._setup(model.config, model.bins, model.prior, model.variables, size, temperature, decoding, propagate)
     return self
 
-  def _setup(self, config: dict[str, Any], bins, prior, variables, size, temperature, decoding) -> None:
+  def _setup(self, config: dict[str, Any], bins, prior, variables, size, temperature, decoding,
+             propagate) -> None:
     import jax
     import ml_collections
     from jaxcolor import builders, models
@@ -68,16 +69,20 @@ class Colorizer:
                        f"output stride {stride}")
     self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
     self.takes_hints = bool(getattr(self.model, "takes_hints", False))
+    from jaxcolor import hint_propagation
+    # Given hints are carried along L's edges after the network (`jaxcolor.hint_propagation`) unless propagate=False.
+    self.propagation = hint_propagation.Propagation() if propagate and self.takes_hints else None
     self.temperature = float(temperature if temperature is not None else self.task.temperature)
     from jaxcolor import steps
     from jaxcolor.cpu import compiler
     self._predict_fn = functools.partial(steps.predict_ab, model=self.model, task=self.task)
     # (variables, uint8 (B, s, s, 3), hint channels or None, temperature) -> ab: the temperature is an argument,
     # so changing it (the app's slider) compiles nothing.
-    self._predict = compiler.jit(functools.partial(self._predict_fn, decoding=decoding))
+    self._predict = compiler.jit(functools.partial(self._predict_fn, decoding=decoding,
+                                                   propagation=self.propagation))
 
   def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True,
-                hint_points: int = 0, hint_seed: int = 0):
+                hint_points: int = 0, hint_seed: int = 0, propagation=None):
     """Jitted (variables, uint8 (B, S, S, 3)) -> ab (B, S, S, 2) in Lab units, under the given decoding
     (`steps.predict_ab`).
 
@@ -85,6 +90,7 @@ class Colorizer:
     then the ab upsampled bilinearly back to S); False: it runs at S. hint_points > 0 (a hint-taking model):
     that many hints per photo, simulated from the photo's own colors at the model's input size as in training
     (`jaxcolor.hints.HintSampler`, the run's config.hints) from the key `hint_seed` (the evaluation of hints).
+    propagation: a `jaxcolor.hint_propagation.Propagation` applied after the network (None: the network alone).
     """
     from jaxcolor import hints
     from jaxcolor.cpu import compiler
@@ -93,7 +99,7 @@ class Colorizer:
     predict = functools.partial(
         self._predict_fn, decoding=decoding, size=self.size if resize else None,
         hint_sampler=hints.sampler_from_fields(self.config.hints) if hint_points else None,
-        num_hints=hint_points, hint_seed=hint_seed)
+        num_hints=hint_points, hint_seed=hint_seed, propagation=propagation if hint_points else None)
     return compiler.jit(lambda variables, images: predict(variables, images, temperature=temperature))
 
   def predict_ab(self, rgbs: Sequence[np.ndarray], batch_size: int,
@@ -102,7 +108,7 @@ class Colorizer:
     """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile).
 
     hints: per photo, hint channels (size, size, 3) at the model's input size (`jaxcolor.inference.hint_file`)
-    or None (no hints); only for a model that takes hints. temperature: the annealed mean's (classification;
+    or None (no hints); only for a model that takes hints; spread by `self.propagation` when set. temperature: the annealed mean's (classification;
     default: the one this Colorizer was made with, else the run's).
     """
     t = np.float32(self.temperature if temperature is None else temperature)

@@ -1,0 +1,96 @@
+"""jaxcolor/hint_propagation.py: the hints' residuals spread along L's edges, against a float64 dense solve."""
+import numpy as np
+import pytest
+
+import jax.numpy as jnp
+
+from jaxcolor import hint_propagation
+from jaxcolor.colorspace import color
+
+
+def dense_system(l: np.ndarray, mask: np.ndarray, p: hint_propagation.Propagation) -> np.ndarray:
+  """The propagation's matrix (H W, H W) built entry by entry in float64: the oracle."""
+  h, w = l.shape
+  a = np.diag((p.weight * mask + p.eps).reshape(-1).astype(np.float64))
+  for r in range(h):
+    for c in range(w):
+      for dr, dc in ((0, 1), (1, 0)):
+        if r + dr < h and c + dc < w:
+          i, j = r * w + c, (r + dr) * w + c + dc
+          wt = np.exp(-(float(l[r, c]) - float(l[r + dr, c + dc])) ** 2 / (2 * p.sigma ** 2))
+          a[i, i] += wt
+          a[j, j] += wt
+          a[i, j] -= wt
+          a[j, i] -= wt
+  return a
+
+
+def test_laplacian_matches_the_dense_matrix():
+  rng = np.random.default_rng(0)
+  l, x = rng.uniform(0, 100, (5, 7)), rng.normal(size=(5, 7, 2))
+  p = hint_propagation.Propagation(sigma=30.0)
+  across, down = hint_propagation.edge_weights(jnp.asarray(l[..., None], jnp.float32), p.sigma)
+  got = np.asarray(hint_propagation.laplacian(jnp.asarray(x, jnp.float32), across, down))
+  lap = dense_system(l, np.zeros((5, 7)), p) - p.eps * np.eye(35)
+  want = (lap @ x.reshape(35, 2)).reshape(5, 7, 2)
+  # Each entry sums at most 8 float32 products of magnitude <= 4 |x|max: a few float32 ulps of that.
+  np.testing.assert_allclose(got, want, atol=8 * 4 * np.abs(x).max() * np.finfo(np.float32).eps)
+
+
+def test_correction_solves_the_system():
+  rng = np.random.default_rng(1)
+  h, w = 6, 7
+  l = rng.uniform(20, 80, (h, w))
+  mask = np.zeros((h, w))
+  mask[1, 2] = mask[4, 5] = 1.0
+  residual = rng.normal(scale=20.0, size=(h, w, 2)) * mask[..., None]
+  p = hint_propagation.Propagation(sigma=10.0, eps=1e-2, weight=10.0, iters=400, tol=1e-7)
+  a = dense_system(l, mask, p)
+  want = np.linalg.solve(a, (p.weight * mask[..., None] * residual).reshape(-1, 2)).reshape(h, w, 2)
+  got = np.asarray(p.correction(jnp.asarray(residual, jnp.float32), jnp.asarray(mask[..., None], jnp.float32),
+                                jnp.asarray(l[..., None], jnp.float32)))
+  # The solution's relative error is at most cond(A) times the residual's (tol, or float32 rounding).
+  cond = np.linalg.cond(a)
+  bound = cond * max(p.tol, 30 * np.finfo(np.float32).eps) * np.abs(want).max()
+  assert cond < 1e4  # (so the bound below says something)
+  np.testing.assert_allclose(got, want, atol=bound)
+
+
+def _photo(hint_at=(4, 3), ab=(40.0, -30.0)):
+  """A 16 x 16 L with a dark left half and a light right half, a network that predicted ab = 0, one 1 px hint."""
+  l = np.full((1, 16, 16, 1), 30.0, np.float32)
+  l[:, :, 8:] = 70.0
+  hints = np.zeros((1, 16, 16, 3), np.float32)
+  r, c = hint_at
+  hints[0, r, c, :2] = np.asarray(color.ab_to_unit(jnp.asarray(ab)))
+  hints[0, r, c, 2] = 1.0
+  return jnp.asarray(l), jnp.asarray(hints), jnp.zeros((1, 16, 16, 2))
+
+
+def test_a_hint_fills_its_region_and_stops_at_the_edge():
+  l, hints, ab = _photo()
+  out = np.asarray(hint_propagation.Propagation()(ab, hints, l))[0]
+  np.testing.assert_allclose(out[4, 3], [40.0, -30.0], atol=1.0)  # the hinted pixel takes the hint's color
+  left, right = out[:, :8], out[:, 8:]
+  assert np.abs(left - np.array([40.0, -30.0])).max() < 2.0  # the whole dark region (eps: little fading in 8 px)
+  assert np.abs(right).max() < 0.1  # nothing crosses a 40-unit edge in L
+
+
+def test_no_hints_change_nothing_and_photos_are_independent():
+  l, hints, ab = _photo()
+  p = hint_propagation.Propagation()
+  rng = np.random.default_rng(2)
+  net = jnp.asarray(rng.normal(scale=10.0, size=(2, 16, 16, 2)), jnp.float32)
+  l2 = jnp.concatenate([l, l[:, ::-1]])
+  none = p(net, jnp.zeros((2, 16, 16, 3)), l2)
+  np.testing.assert_array_equal(np.asarray(none), np.asarray(net))
+  alone = p(net[:1], hints, l2[:1])
+  batched = p(net, jnp.concatenate([hints, jnp.zeros_like(hints)]), l2)
+  np.testing.assert_allclose(np.asarray(batched[:1]), np.asarray(alone), atol=1e-4)  # per-photo solves
+  np.testing.assert_array_equal(np.asarray(batched[1]), np.asarray(net[1]))
+
+
+@pytest.mark.parametrize("bad", [dict(sigma=0.0), dict(eps=-1.0), dict(weight=0.0), dict(iters=0)])
+def test_bad_settings_are_refused(bad):
+  with pytest.raises(ValueError, match="Propagation needs"):
+    hint_propagation.Propagation(**bad)
