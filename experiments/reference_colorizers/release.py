@@ -229,10 +229,15 @@ def ship(wd: str, name: str, card: dict[str, Any], card_text: str, figures: dict
   and its figures ({file name in the model's folder: source file})."""
   folder = reference.export(wd, name, step=card["step"], card=card, overwrite=True, out_root=out_root,
                             dtype="float16" if float16 else None)
+  write_docs(folder, card_text, figures)
+  print(f"{name}: {folder} (step {card['step']}, release check {card['release_check']})")
+
+
+def write_docs(folder: pathlib.Path, card_text: str, figures: dict[str, pathlib.Path]) -> None:
+  """A shipped model's MODEL_CARD.md (`card_text`) and its figures ({file name in `folder`: source file})."""
   (folder / "MODEL_CARD.md").write_text(card_text)
   for target, source in figures.items():
     (folder / target).write_bytes(source.read_bytes())
-  print(f"{name}: {folder} (step {card['step']}, release check {card['release_check']})")
 
 
 def model_card(name: str, card: dict[str, Any], table: str) -> str:

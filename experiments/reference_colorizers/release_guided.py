@@ -75,11 +75,11 @@ def stage_facts(source: str) -> dict[str, Any]:
   if path.suffix == ".json":
     card = json.loads(path.read_text())
     return {k: card[k] for k in STAGE_FACTS}
-  stage = Colorizer(source, propagate=False)
-  facts = release.recipe_facts(stage.config)
-  return dict(step=stage.step, image_size=facts["image_size"], learning_rate=facts["learning_rate"],
-              warmup_steps=facts["warmup_steps"], wall_minutes=release.curves(source)["wall_minutes"],
-              budget_note="")
+  import ml_collections
+  facts = release.recipe_facts(ml_collections.ConfigDict(run_dir.read_config(source)))
+  return dict(step=run_dir.restore_variables(source)[1], image_size=facts["image_size"],
+              learning_rate=facts["learning_rate"], warmup_steps=facts["warmup_steps"],
+              wall_minutes=release.curves(source)["wall_minutes"], budget_note="")
 
 
 def _start(c: dict[str, Any]) -> str:
@@ -207,10 +207,8 @@ def main() -> None:
     shipped_model = reference.load("guided")
     folder, card = shipped_model.folder, {**shipped_model.card, "hints_table": results, "release_check": check}
     card.update({k: v for k, v in (("limits", a.limits),) if v})
-    (folder / reference.CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (folder / "MODEL_CARD.md").write_text(model_card(card, table))
-    for target, source in figures.items():
-      (folder / target).write_bytes(source.read_bytes())
+    reference.write_card(folder, card)
+    release.write_docs(folder, model_card(card, table), figures)
     print(f"guided: {folder} re-evaluated (step {card['step']}, release check {check})")
   else:
     cfg = colorizer.config

@@ -108,8 +108,9 @@ class Colorizer:
     """Full-size uint8 RGB photos -> ab (size, size, 2) each; batches padded to `batch_size` (one compile).
 
     hints: per photo, hint channels (size, size, 3) at the model's input size (`jaxcolor.inference.hint_file`)
-    or None (no hints); only for a model that takes hints; spread by `self.propagation` when set. temperature: the annealed mean's (classification;
-    default: the one this Colorizer was made with, else the run's).
+    or None (no hints); only for a model that takes hints; spread by `self.propagation` when set.
+    temperature: the annealed mean's (classification; default: the one this Colorizer was made with, else the
+    run's).
     """
     t = np.float32(self.temperature if temperature is None else temperature)
     if t <= 0:

@@ -95,10 +95,14 @@ def export(workdir: str, name: str, *, step: int | None = None, out_root: str | 
   config = {**arts.config, "data_dir": "~/tensorflow_datasets"}
   run_dir.write_artifacts(folder, config, arts.bins, arts.prior, overwrite=True)
   run_dir.write_variables(folder, variables, dtype)
-  info = dict(card or {})
-  info["step"] = int(saved_step)
-  storage.write_atomic(folder / CARD_FILE, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode())
+  write_card(folder, {**(card or {}), "step": int(saved_step)})
   return folder
+
+
+def write_card(folder: str | os.PathLike, card: Mapping[str, Any]) -> None:
+  """A shipped model's card.json (release facts and the release check the tests replay)."""
+  text = json.dumps(dict(card), indent=2, sort_keys=True) + "\n"
+  storage.write_atomic(storage.path(folder) / CARD_FILE, text.encode())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
