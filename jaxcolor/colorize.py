@@ -235,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--hints", default=None, help="a JSON file of color hints (models that take them: --model=guided)")
   p.add_argument("--no_propagation", action="store_true", help="use the network's colors alone: do not carry the "
                  "hints' residuals along the photo's edges after it (jaxcolor.hint_propagation)")
+  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
+  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--format", default="png", choices=sorted(FORMATS))
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -257,11 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.workdir:
       colorizer = Colorizer(args.workdir, step=args.step, size=args.size, temperature=args.temperature,
-                            decoding=args.decoding, propagate=not args.no_propagation)
+                            decoding=args.decoding, propagate=not args.no_propagation, flip=args.flip)
     else:
       colorizer = Colorizer.reference(args.model or reference.DEFAULT, size=args.size,
                                       temperature=args.temperature, decoding=args.decoding,
-                                      propagate=not args.no_propagation)
+                                      propagate=not args.no_propagation, flip=args.flip)
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.init_from = ""  # start from a reference model ("vivid", "accurate") or a run's workdir (fine-tuning)
   c.init_from_exclude = ()  # variable paths kept at their fresh init, e.g. ("params/head",): another head's body
   c.inference_size = ml_collections.config_dict.placeholder(int)  # colorize / evaluate input; None: image_size
+  c.inference_flip = False  # colorize / evaluate: average with the mirrored photo's prediction (2x the network)
   # Color hints simulated in training for a hint-taking model (jaxcolor.hints; Zhang et al. 2017): per photo a
   # geometric number of points (P(none) = p), square patches of patch_sizes px at "gaussian" or "uniform" places.
   # Their values: HintSampler's fields (the paper's: p = 1/8, at most 64 points, 1-9 px, Gaussian around the center).

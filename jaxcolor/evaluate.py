@@ -48,27 +48,30 @@ def parse_decodings(text: str) -> list[tuple[str, float | None]]:
   return out
 
 
-def load_colorizer(source: str, *, step: int | None = None, size: int | None = None) -> Colorizer:
+def load_colorizer(source: str, *, step: int | None = None, size: int | None = None,
+                   flip: bool | None = None) -> Colorizer:
   """A reference model name (`jaxcolor.run_dir.REFERENCE_MODELS`) or a run's workdir -> its Colorizer."""
   if source in run_dir.REFERENCE_MODELS:
-    return Colorizer.reference(source, size=size)
-  return Colorizer(source, step=step, size=size)
+    return Colorizer.reference(source, size=size, flip=flip)
+  return Colorizer(source, step=step, size=size, flip=flip)
 
 
 def evaluate_run(workdir: str, dataset: str, *, data_dir: str, step: int | None = None, size: int | None = None,
                  model_size: int | None = None, batch_size: int = 8, split: str | None = None,
                  decodings: str = "", max_batches: int = 0, hint_counts: Sequence[int] = (),
-                 hint_seed: int = 0, propagation=None) -> dict[str, dict[str, float]]:
+                 hint_seed: int = 0, propagation=None, flip: bool | None = None) -> dict[str, dict[str, float]]:
   """{row name: {metric: value}}: the model under each decoding, and the baselines (`BASELINE_ROWS`): gray
   (ab = 0) and a constant warm tint (ab = (6, 16)).
 
   `workdir`: a run directory or a reference model name. Photos are scored at `size` (default: the model's
   input size); the model sees them at `model_size` (default: its inference_size, else its training size),
   its ab upsampled to `size`. `hint_counts` (a model that takes color hints): one row per number of hints
-  ("model (N hints)"), simulated from each photo's own colors from the key `hint_seed` (`Colorizer.predictor`);
+  ("model (N hints)"), simulated from each photo's own colors, its draws keyed by `hint_seed` and the photo
+  (`Colorizer.predictor`, `jaxcolor.hints.photo_keys`: the same hints whatever the batch size);
   with `propagation` (a `jaxcolor.hint_propagation.Propagation`) also "model (N hints, propagated)" for N > 0.
+  flip: average with the mirrored photo's prediction (default: the model's config.inference_flip).
   """
-  run = load_colorizer(workdir, step=step, size=model_size)
+  run = load_colorizer(workdir, step=step, size=model_size, flip=flip)
   # The photos as a training run's evaluation of that dataset reads them (its own held-out split when it is the
   # run's dataset), at `size`.
   cfg = evaluators.EvalSpec("evaluate", dataset=dataset, split=split, size=int(size or run.size)).data_config(run.config)
@@ -124,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "model's input size)")
   p.add_argument("--model_size", type=int, default=None, help="model input size (default: the model's "
                  "inference_size, else its training image_size)")
+  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
+  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--decodings", default="", help="classification sweep, e.g. annealed_mean:0.38,mode,mean")
   p.add_argument("--max_batches", type=int, default=0, help="0: the whole split")
@@ -143,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
   rows = evaluate_run(source, args.dataset, data_dir=args.data_dir,
                       step=args.step, size=args.size, model_size=args.model_size, batch_size=args.batch_size,
-                      split=args.split, decodings=args.decodings, max_batches=args.max_batches)
+                      split=args.split, decodings=args.decodings, max_batches=args.max_batches, flip=args.flip)
   table = markdown(rows)
   print(table)
   out.mkdir(parents=True, exist_ok=True)

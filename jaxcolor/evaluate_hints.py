@@ -6,11 +6,12 @@
 
 For each dataset (photos center-cropped to --size, the hint-taking model at its own input size), the model is
 scored with N hints per photo for each N of --counts, the hints simulated from the photo's true colors as in
-training (`jaxcolor.hints.HintSampler` with exactly N points) from the fixed key --seed, so every run of the
-command, and every model, sees the same hints; each N > 0 also with the hints' residuals carried along L's
-edges after the network ("N hints, propagated", as colorize does; `jaxcolor.hint_propagation`; --no_propagation
-leaves them out). Beside it: gray (ab = 0), the constant tint, and the automatic
---references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and draws
+training (`jaxcolor.hints.HintSampler` with exactly N points), each photo's drawn from --seed and its own pixels
+(`jaxcolor.hints.photo_keys`), so every run of the command, every model and every --batch_size sees the same
+hints; each N > 0 also with the hints' residuals carried along L's edges after the network ("N hints,
+propagated", as colorize does; `jaxcolor.hint_propagation`; --no_propagation leaves them out). --flip /
+--no_flip: test-time mirroring (default: the model's config.inference_flip). Beside it: gray (ab = 0), the
+constant tint, and the automatic --references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and draws
 hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
 """
 from __future__ import annotations
@@ -37,16 +38,17 @@ _COLORS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (140, 
 def hint_curve(source: str, *, datasets: Sequence[str] = DATASETS, counts: Sequence[int] = COUNTS,
                references: Sequence[str] = ("accurate",), data_dir: str = "~/tensorflow_datasets", size: int = 256,
                seed: int = 0, batch_size: int = 8, max_batches: int = 0,
-               propagation: hint_propagation.Propagation | None = hint_propagation.Propagation()
-               ) -> dict[str, dict[str, dict[str, float]]]:
+               propagation: hint_propagation.Propagation | None = hint_propagation.Propagation(),
+               flip: bool | None = None) -> dict[str, dict[str, dict[str, float]]]:
   """{dataset: {row: metrics}}: rows "N hints" for the network alone, "N hints, propagated" (N > 0) with the
   hints' residuals spread after it (`propagation`; None: those rows left out), then gray, tint and each
-  reference."""
+  reference. flip: the guided model's test-time mirroring (default: its config.inference_flip); the references
+  use their own."""
   out = {}
   for dataset in datasets:
     kw = dict(data_dir=data_dir, size=size, batch_size=batch_size, max_batches=max_batches)
     rows = evaluate.evaluate_run(source, dataset, hint_counts=counts, hint_seed=seed, propagation=propagation,
-                                 **kw)
+                                 flip=flip, **kw)
     table = {f"{n} hints": rows[f"model ({n} hints)"] for n in counts}
     if propagation is not None:
       table.update({f"{n} hints, propagated": rows[f"model ({n} hints, propagated)"] for n in counts if n})
@@ -135,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--max_batches", type=int, default=0, help="0: whole splits")
   p.add_argument("--no_propagation", action="store_true", help="leave out the rows with the hints' residuals "
                  "propagated after the network (jaxcolor.hint_propagation)")
+  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
+  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
   p.add_argument("--out", required=True)
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)
@@ -150,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          counts=args.counts, references=[r for r in args.references.split(",") if r],
                          data_dir=args.data_dir, size=args.size, seed=args.seed, batch_size=args.batch_size,
                          max_batches=args.max_batches,
-                         propagation=None if args.no_propagation else hint_propagation.Propagation())
+                         propagation=None if args.no_propagation else hint_propagation.Propagation(),
+                         flip=args.flip)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

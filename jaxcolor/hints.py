@@ -116,6 +116,24 @@ class HintSampler:
     return jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, extent - side)
 
 
+def photo_keys(seed: int, images: Array) -> Array:
+  """(B,) keys, one per photo of uint8 images (B, H, W, C), from `seed` and the photo's own pixels.
+
+  The evaluation of hints draws each photo's hints from its key (`per_photo`), so a photo gets the same hints
+  whatever batch it comes in, at whatever position and batch size. The pixels are hashed by a weighted sum in
+  uint32 (wrapping: exact integer arithmetic, the same on every backend).
+  """
+  flat = images.reshape(images.shape[0], -1).astype(jnp.uint32)
+  weights = jnp.arange(flat.shape[1], dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
+  digest = jnp.sum(flat * weights[None], axis=1, dtype=jnp.uint32)  # (B,)
+  return jax.vmap(lambda d: jax.random.fold_in(jax.random.key(seed), d))(digest)
+
+
+def per_photo(sampler: HintSampler, keys: Array, ab: Array, num_points: int) -> Array:
+  """Exactly `num_points` hints per photo, photo i's drawn from keys[i] alone: ab (B, H, W, 2) -> (B, H, W, 3)."""
+  return jax.vmap(lambda key, one: sampler(key, one[None], num_points=num_points)[0])(keys, ab)
+
+
 def sampler_from_fields(fields: Mapping[str, Any]) -> HintSampler:
   """`config.hints` fields -> sampler."""
   h = {k: v for k, v in dict(fields).items() if k != "enabled"}

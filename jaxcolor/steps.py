@@ -110,9 +110,19 @@ def train_step(state: TrainState, batch: dict[str, Array], *, model: nn.Module,
 
 def predict_ab_from_l(variables: dict[str, Any], l: Array, *, model: nn.Module, task: task_lib.ColorTask,
                       decoding: str | None = None, temperature: float | None = None,
-                      hints: Array | None = None) -> Array:
+                      hints: Array | None = None, flip: bool = False) -> Array:
   """L (B, H, W, 1) in [0, 100] (and hint channels (B, H, W, 3) for a hint-taking model) -> ab (B, H, W, 2):
-  the inference path of colorize / evaluate."""
+  the inference path of colorize / evaluate.
+
+  flip: average with the prediction for the mirrored photo (and mirrored hints), mirrored back (test-time
+  augmentation, `config.inference_flip`): one network call on 2B photos; the result is mirror-equivariant.
+  """
+  if flip:
+    mirror = lambda x: x[:, :, ::-1]
+    both = lambda x, y: jnp.concatenate([x, mirror(y)])
+    ab = predict_ab_from_l(variables, both(l, l), model=model, task=task, decoding=decoding,
+                           temperature=temperature, hints=None if hints is None else both(hints, hints))
+    return 0.5 * (ab[:l.shape[0]] + mirror(ab[l.shape[0]:]))
   outputs = model.apply(variables, l, train=False, **({} if hints is None else {"hints": hints}))
   return task.to_ab(outputs, l, decoding, temperature)
 
@@ -121,26 +131,27 @@ def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = N
                temperature: Array | float | None = None, *, model: nn.Module, task: task_lib.ColorTask,
                decoding: str | None = None, size: int | None = None,
                hint_sampler: hints_lib.HintSampler | None = None, num_hints: int = 0, hint_seed: int = 0,
-               propagation: hint_propagation.Propagation | None = None) -> Array:
+               propagation: hint_propagation.Propagation | None = None, flip: bool = False) -> Array:
   """uint8 RGB (B, H, W, 3) -> ab (B, H, W, 2) in Lab units: the one inference path (a run's evaluations,
   colorize, evaluate, the app), jitted with everything after `*` bound.
 
   size: the model sees the photos resized to size x size (antialiased cubic, on device) and its ab is upsampled
   back to H x W; None: it runs at H x W. hints: hint channels (B, s, s, 3) at the model's input size, or None;
-  num_hints > 0 instead simulates that many per photo from its own colors as in training (`hint_sampler`, from
-  the key `hint_seed`: the evaluation of hints). temperature: the annealed mean's (default: the run's); an
-  argument, so a new value compiles nothing (the app's slider). propagation: the hints' residuals spread along
-  L's edges after the network (`jaxcolor.hint_propagation`; with hints only).
+  num_hints > 0 instead simulates that many per photo from its own colors as in training (`hint_sampler`, each
+  photo's from the seed `hint_seed` and its pixels, `hints.photo_keys`: the evaluation of hints). temperature:
+  the annealed mean's (default: the run's); an argument, so a new value compiles nothing (the app's slider).
+  propagation: the hints' residuals spread along L's edges after the network (`jaxcolor.hint_propagation`; with
+  hints only). flip: average with the mirrored photo's prediction (`predict_ab_from_l`).
   """
   b, h, w, _ = images.shape
   rgb = color.to_float_rgb(images)
   if size is not None and (h, w) != (size, size):
     rgb = jnp.clip(jax.image.resize(rgb, (b, size, size, 3), "cubic", antialias=True), 0.0, 1.0)
   l, ab = color.rgb_to_l_ab(rgb)
-  if num_hints:
-    hints = hint_sampler(jax.random.key(hint_seed), ab, num_points=num_hints)
+  if num_hints:  # each photo's from its own pixels and the seed: the same whatever its batch
+    hints = hints_lib.per_photo(hint_sampler, hints_lib.photo_keys(hint_seed, images), ab, num_hints)
   ab = predict_ab_from_l(variables, l, model=model, task=task, decoding=decoding, temperature=temperature,
-                         hints=hints)
+                         hints=hints, flip=flip)
   if propagation is not None and hints is not None:
     ab = propagation(ab, hints, l)
   return task_lib.upsample(ab, h, w)  # (B, s, s, 2) -> (B, H, W, 2)

@@ -69,7 +69,7 @@ def _prepare_prior(config, workdir: epath.Path, bins):
 RESUMABLE_KEYS = ("total_steps", "log_every", "eval_every", "eval_batches", "evals", "num_sample_images",
                   "checkpoint_every", "keep_checkpoints", "async_checkpoints", "early_stopping_metric",
                   "early_stopping_mode", "early_stopping_patience", "data_dir", "prefetch", "parallelism",
-                  "inference_size")
+                  "inference_size", "inference_flip")
 RUN_AHEAD = 2  # steps the host may dispatch beyond the last finished one (async dispatch keeps the device busy)
 
 def _check_same_config(config, workdir: epath.Path) -> None:

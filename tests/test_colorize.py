@@ -155,3 +155,22 @@ def test_exif_orientation_is_applied(colorizer, tmp_path):
   assert out.shape == (40, 24, 3)  # displayed upright: 24 wide, 40 high
   upright = np.asarray(Image.open(src).transpose(Image.Transpose.ROTATE_270).convert("RGB"))
   assert np.abs(_l(out) - _l(upright)).max() < 1.0
+
+
+def test_flip_follows_the_config_unless_told(tmp_path):
+  """config.inference_flip (set by a shipped model) turns test-time mirroring on; flip= (--flip / --no_flip)
+  overrides it. Mirrored, a photo's colors are the mirror of its colors (equivariance the network lacks alone)."""
+  from configs import unet_cls
+  from run_helpers import write_untrained_run
+  c = unet_cls.get_config("local")
+  c.model_kwargs.features, c.image_size, c.inference_flip = (8, 16), 16, True
+  write_untrained_run(c, tmp_path / "run")
+  assert colorize.Colorizer(str(tmp_path / "run")).flip
+  assert not colorize.Colorizer(str(tmp_path / "run"), flip=False).flip
+  rgb = np.random.default_rng(2).integers(0, 256, (16, 16, 3), np.uint8)  # at the model's size: no resize
+  mirrored = np.ascontiguousarray(rgb[:, ::-1])
+  for flip, equivariant in ((None, True), (False, False)):
+    ab, ab_m = colorize.Colorizer(str(tmp_path / "run"), flip=flip).predict_ab([rgb, mirrored], 2)
+    gap = np.abs(ab_m - ab[:, ::-1]).max()
+    # Annealed means of 313 bins (|ab| <= 110) in float32: ~2e-3 at worst; a random network's own asymmetry: > 0.1.
+    assert (gap < 2e-3) if equivariant else (gap > 0.1), (flip, gap)

@@ -57,6 +57,30 @@ def test_evaluation_hints_have_exactly_the_number_asked_and_are_reproducible():
   assert not np.asarray(s(jax.random.key(5), ab, num_points=0)).any()
 
 
+def test_evaluation_hints_follow_the_photo_not_its_batch():
+  """`photo_keys` + `per_photo` (evaluate's hints): a photo gets the same hints alone, in another batch, at another
+  position; different photos and different seeds get different ones."""
+  images = np.random.default_rng(3).integers(0, 256, (6, 24, 24, 3), np.uint8)
+  ab = color.rgb_to_l_ab(images)[1]
+  s = hints.HintSampler()
+  draw = lambda idx, seed=0: np.asarray(hints.per_photo(s, hints.photo_keys(seed, jnp.asarray(images[idx])),
+                                                        ab[np.asarray(idx)], 10))
+  every = draw([0, 1, 2, 3, 4, 5])
+  for idx in ([4, 1], [2]):
+    got = draw(idx)
+    np.testing.assert_array_equal(got[..., 2], every[idx][..., 2])  # the same places and sizes, exactly
+    # The same patch means up to float32 summation order: <= 81 terms of |ab| / AB_SCALE <= 1.
+    np.testing.assert_allclose(got[..., :2], every[idx][..., :2], atol=81 * 2 ** -23)
+  masks = every[..., 2]
+  assert all(masks[i].sum() > 0 for i in range(6))
+  assert len({masks[i].tobytes() for i in range(6)}) == 6  # each photo its own places
+  assert draw([0], seed=1)[0, ..., 2].tobytes() != masks[0].tobytes()
+  twin = images.copy()
+  twin[3, 5, 7, 1] ^= 1  # one pixel's lowest bit: another photo, other hints
+  keys = hints.photo_keys(0, jnp.asarray(twin))
+  assert not np.array_equal(jax.random.key_data(keys[3]), jax.random.key_data(hints.photo_keys(0, images)[3]))
+
+
 def test_gaussian_places_gather_at_the_center_uniform_ones_do_not():
   ab = _random_ab((64, 64, 64, 2))
   central = {}
@@ -122,3 +146,26 @@ def test_a_tiny_model_trained_with_hints_reproduces_a_hinted_color_at_and_around
   assert err(guided, *at) < 0.5 * err(automatic, *at), (err(guided, *at), err(automatic, *at))
   assert err(guided, *around) < 0.75 * err(automatic, *around), (err(guided, *around), err(automatic, *around))
   assert err(guided, *far) < 0.8 * err(automatic, *far)
+
+
+def test_flip_mirrors_the_hints_with_the_photo():
+  """Test-time mirroring with hints (`steps.predict_ab_from_l(flip=True)`): the mirrored pass sees the hints
+  mirrored too, so a hint near the left edge is still at its own pixel's mirror image."""
+  model = models.get_model("siggraph17", width=1 / 8)
+  task = task_lib.ColorTask()
+  state = steps.init_state(steps.make_rng(1), model=model, tx=optax.sgd(0.1), image_shape=(1, 32, 32, 3))
+  rng = np.random.default_rng(0)
+  # Fresh, the output layer and the hint branch are zero: every weight nudged, so both L and hints matter.
+  params = jax.tree.map(lambda w: w + 0.05 * rng.standard_normal(w.shape).astype(np.float32), state.params)
+  variables = {"params": params, "batch_stats": state.batch_stats}
+  l = jnp.asarray(rng.uniform(0, 100, (2, 32, 32, 1)), jnp.float32)
+  given = hints.paint(jnp.asarray([[3], [5]]), jnp.asarray([[2], [20]]), jnp.full((2, 1), 3), jnp.full((2, 1), 3),
+                      jnp.asarray(rng.uniform(-60, 60, (2, 1, 2)), jnp.float32), jnp.ones((2, 1), bool), (32, 32))
+  mirror = lambda x: x[:, :, ::-1]
+  predict = lambda ll, hh, **kw: np.asarray(steps.predict_ab_from_l(variables, ll, model=model, task=task, hints=hh,
+                                                                    **kw))
+  expect = 0.5 * (predict(l, given) + np.asarray(mirror(predict(mirror(l), mirror(given)))))
+  # ab of |ab| <= 110 from a float32 network run on B vs 2B photos: float32 rounding, ~1e-4 of the magnitude.
+  np.testing.assert_allclose(predict(l, given, flip=True), expect, atol=1e-2)
+  wrong = 0.5 * (predict(l, given) + np.asarray(mirror(predict(mirror(l), given))))  # hints left unmirrored
+  assert np.abs(expect - wrong).max() > 0.1, np.abs(expect - wrong).max()

@@ -153,3 +153,27 @@ def test_predict_ab_is_the_inference_path():
                                np.asarray(steps.predict_ab_from_l(variables, l, model=model, task=task,
                                                                   temperature=t)), atol=2e-3)
   assert jitted._cache_size() == 1  # one program for both temperatures
+
+
+def test_flip_averages_the_mirrored_prediction():
+  """flip=True (config.inference_flip): the mean of the photo's prediction and the mirrored photo's (hints mirrored
+  with it), mirrored back; so the result is mirror-equivariant, which the network alone is not."""
+  bins = quantize.make_bins()
+  model = get_model("unet", head="classification", features=(4, 8))
+  task = task_lib.ColorTask(head="classification", bins=bins)
+  state = steps.init_state(steps.make_rng(0), model=model, tx=optax.sgd(0.1), image_shape=(1, SIZE, SIZE, 3))
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  images = _images(4)
+  mirror = lambda x: np.asarray(x)[:, :, ::-1]
+  predict = lambda im, **kw: np.asarray(steps.predict_ab(variables, im, model=model, task=task, **kw))
+  plain, plain_mirrored = predict(images), predict(np.ascontiguousarray(mirror(images)))
+  flipped = predict(images, flip=True)
+  # Annealed means of 313 bins (|ab| <= 110, float32): ~110 * 313 * 2**-24 ~ 2e-3 at worst between programs that
+  # batch the photos differently (B vs 2B).
+  np.testing.assert_allclose(flipped, 0.5 * (plain + mirror(plain_mirrored)), atol=2e-3)
+  np.testing.assert_allclose(predict(np.ascontiguousarray(mirror(images)), flip=True), mirror(flipped), atol=2e-3)
+  assert np.abs(plain_mirrored - mirror(plain)).max() > 0.1  # a random network is not equivariant by itself
+  size = SIZE // 2  # with the resize, ab upsampled back: the same identity
+  np.testing.assert_allclose(predict(images, size=size, flip=True),
+                             0.5 * (predict(images, size=size) + mirror(predict(np.ascontiguousarray(mirror(images)),
+                                                                               size=size))), atol=2e-3)

@@ -99,6 +99,8 @@ def _total_steps(c: dict[str, Any]) -> str:
 
 def model_card(card: dict[str, Any], table: str) -> str:
   c = card
+  flip_note = (" The network colors each photo and its mirror image and averages the two\n(`config.inference_flip`; "
+               "`--no_flip` runs it once)." if c.get("inference_flip") else "")
   return f"""# jaxcolor reference colorizer: `guided`
 
 {run_dir.REFERENCE_MODELS['guided']}.
@@ -111,7 +113,7 @@ hints.json lists colors in the photo's own pixels: `[{{"x": 120, "y": 48, "color
 `"size"` in pixels; several photos: lists keyed by file name; `jaxcolor.inference.hint_file`). After the network,
 colorize carries the hints' residuals (hint color - network color at the hint) along the photo's edges
 (`jaxcolor.hint_propagation`: an edge-aware diffusion on L, fading far from hints); `--no_propagation` gives the
-network's colors alone.
+network's colors alone.{flip_note}
 
 ## Training
 - Recipe: {'`configs/reference_guided.py`, then `configs/reference_guided_192.py`' if c.get('stage1') else '`configs/reference_guided.py`'}: model `efficientnet_unet` with `guided=True` ({c['params_m']:.2f}M
@@ -205,7 +207,8 @@ def main() -> None:
   figures = {"hints_curve.png": out_dir / "guided_curve.png", "samples.jpg": out_dir / "guided_figure.jpg"}
   if shipped:  # the weights and how they were trained stay; what inference gives is measured again
     shipped_model = reference.load("guided")
-    folder, card = shipped_model.folder, {**shipped_model.card, "hints_table": results, "release_check": check}
+    folder, card = shipped_model.folder, {**shipped_model.card, "hints_table": results, "release_check": check,
+                                          "inference_flip": colorizer.flip}
     card.update({k: v for k, v in (("limits", a.limits),) if v})
     reference.write_card(folder, card)
     release.write_docs(folder, model_card(card, table), figures)
@@ -218,6 +221,7 @@ def main() -> None:
         loss=release.loss_terms(cfg), step=colorizer.step, **release.recipe_facts(cfg),
         wall_minutes=release.curves(wd)["wall_minutes"], hardware=release.hardware(), hints_table=results,
         limits=a.limits, budget_note=a.note, storage_note=", float16" if a.float16 else "", release_check=check,
+        inference_flip=colorizer.flip,
         **({"stage1": stage_facts(a.stage1)} if a.stage1 else {}))
     release.ship(wd, "guided", card, model_card(card, table), figures, out_root=a.package_root, float16=a.float16)
   print(table)

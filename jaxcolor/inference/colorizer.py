@@ -30,31 +30,34 @@ class Colorizer:
 
   Colorizer(workdir) restores a training run's newest (or `step`) checkpoint; Colorizer.reference(name) loads
   one of `jaxcolor.run_dir.REFERENCE_MODELS`. `size`: the model's input size (see `model_input_size`); `decoding` /
-  `temperature` override a classification run's own.
+  `temperature` override a classification run's own; `flip` the config's inference_flip (average with the
+  mirrored photo's prediction); `propagate=False` leaves given hints to the network alone.
   """
 
   def __init__(self, workdir: str, step: int | None = None, size: int | None = None,
-               temperature: float | None = None, decoding: str | None = None, propagate: bool = True):
+               temperature: float | None = None, decoding: str | None = None, propagate: bool = True,
+               flip: bool | None = None):
     from jaxcolor import run_dir
     arts = run_dir.read_artifacts(workdir)
     variables, self.step = run_dir.restore_variables(workdir, step)
     self.source = str(workdir)
-    self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding, propagate)
+    self._setup(arts.config, arts.bins, arts.prior, variables, size, temperature, decoding, propagate, flip)
 
   @classmethod
   def reference(cls, name: str, size: int | None = None, temperature: float | None = None,
-                decoding: str | None = None, propagate: bool = True) -> Colorizer:
+                decoding: str | None = None, propagate: bool = True, flip: bool | None = None) -> Colorizer:
     """One of the reference models shipped inside the package (`jaxcolor.inference.reference`)."""
     from jaxcolor.inference import reference
     model = reference.load(name)
     self = cls.__new__(cls)
     self.step = model.step
     self.source = f"reference model {name!r} ({model.folder})"
-    self._setup(model.config, model.bins, model.prior, model.variables, size, temperature, decoding, propagate)
+    self._setup(model.config, model.bins, model.prior, model.variables, size, temperature, decoding, propagate,
+                flip)
     return self
 
   def _setup(self, config: dict[str, Any], bins, prior, variables, size, temperature, decoding,
-             propagate) -> None:
+             propagate, flip) -> None:
     import jax
     import ml_collections
     from jaxcolor import builders, models
@@ -75,7 +78,9 @@ class Colorizer:
     self.temperature = float(temperature if temperature is not None else self.task.temperature)
     from jaxcolor import steps
     from jaxcolor.cpu import compiler
-    self._predict_fn = functools.partial(steps.predict_ab, model=self.model, task=self.task)
+    # Test-time mirroring (`steps.predict_ab_from_l`): the config's inference_flip unless `flip` says otherwise.
+    self.flip = bool(self.config.get("inference_flip", False) if flip is None else flip)
+    self._predict_fn = functools.partial(steps.predict_ab, model=self.model, task=self.task, flip=self.flip)
     # (variables, uint8 (B, s, s, 3), hint channels or None, temperature) -> ab: the temperature is an argument,
     # so changing it (the app's slider) compiles nothing.
     self._predict = compiler.jit(functools.partial(self._predict_fn, decoding=decoding,
@@ -89,7 +94,8 @@ class Colorizer:
     resize=True: the model runs at `self.size` whatever S (antialiased cubic resize of the RGB on device,
     then the ab upsampled bilinearly back to S); False: it runs at S. hint_points > 0 (a hint-taking model):
     that many hints per photo, simulated from the photo's own colors at the model's input size as in training
-    (`jaxcolor.hints.HintSampler`, the run's config.hints) from the key `hint_seed` (the evaluation of hints).
+    (`jaxcolor.hints.HintSampler`, the run's config.hints), each photo's keyed by `hint_seed` and its pixels
+    (`jaxcolor.hints.photo_keys`; the evaluation of hints).
     propagation: a `jaxcolor.hint_propagation.Propagation` applied after the network (None: the network alone).
     """
     from jaxcolor import hints
