@@ -40,7 +40,7 @@ from PIL import Image, ImageOps
 
 from jaxcolor import run_dir, storage
 from jaxcolor.inference import hint_file, reference
-from jaxcolor.inference.colorizer import Colorizer  # noqa: F401  (re-exported: colorize.Colorizer)
+from jaxcolor.inference.colorizer import Colorizer, add_flip_flags  # noqa: F401  (re-exported: colorize.Colorizer)
 
 DEFAULT_MAX_PIXELS = 100_000_000
 FORMATS = {"png": "PNG", "jpg": "JPEG"}
@@ -235,9 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--hints", default=None, help="a JSON file of color hints (models that take them: --model=guided)")
   p.add_argument("--no_propagation", action="store_true", help="use the network's colors alone: do not carry the "
                  "hints' residuals along the photo's edges after it (jaxcolor.hint_propagation)")
-  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
-  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
+  add_flip_flags(p)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--format", default="png", choices=sorted(FORMATS))
   p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

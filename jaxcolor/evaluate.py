@@ -28,7 +28,7 @@ from jaxcolor import run_dir, storage
 from jaxcolor.colorspace import quantize
 from jaxcolor.data import input_pipeline
 from jaxcolor.evaluation import evaluators
-from jaxcolor.inference.colorizer import Colorizer
+from jaxcolor.inference.colorizer import Colorizer, add_flip_flags
 
 COLUMNS = ("psnr", "ssim", "auc", "colorfulness", "delta_colorfulness_of_means", "hue_accuracy_balanced", "ab_mae",
            "ab_mse_128")
@@ -127,9 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "model's input size)")
   p.add_argument("--model_size", type=int, default=None, help="model input size (default: the model's "
                  "inference_size, else its training image_size)")
-  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
-  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
+  add_flip_flags(p)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--decodings", default="", help="classification sweep, e.g. annealed_mean:0.38,mode,mean")
   p.add_argument("--max_batches", type=int, default=0, help="0: the whole split")

@@ -11,8 +11,9 @@ training (`jaxcolor.hints.HintSampler` with exactly N points), each photo's draw
 hints; each N > 0 also with the hints' residuals carried along L's edges after the network ("N hints,
 propagated", as colorize does; `jaxcolor.hint_propagation`; --no_propagation leaves them out). --flip /
 --no_flip: test-time mirroring (default: the model's config.inference_flip). Beside it: gray (ab = 0), the
-constant tint, and the automatic --references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and draws
-hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
+constant tint, and the automatic --references (shipped models or run folders). Prints a markdown table, writes
+it with a JSON file and draws hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results
+are kept unless --overwrite.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from jaxcolor import evaluate, hint_propagation, run_dir, storage
+from jaxcolor.inference.colorizer import add_flip_flags
 
 COUNTS = (0, 1, 2, 5, 10, 20, 50)  # the paper's figure's axis, from 0
 DATASETS = ("kodak24", "photos_256")
@@ -137,9 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--max_batches", type=int, default=0, help="0: whole splits")
   p.add_argument("--no_propagation", action="store_true", help="leave out the rows with the hints' residuals "
                  "propagated after the network (jaxcolor.hint_propagation)")
-  p.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                 help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
-  p.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
+  add_flip_flags(p)
   p.add_argument("--out", required=True)
   p.add_argument("--overwrite", action="store_true")
   args = p.parse_args(argv)

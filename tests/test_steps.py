@@ -125,14 +125,18 @@ def test_bfloat16_compute_trains_with_float32_params():
   assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
 
 
+def _random_classifier():
+  """(variables, model, task): a small random U-Net with the 313-bin head, for the inference path's tests."""
+  model = get_model("unet", head="classification", features=(4, 8))
+  task = task_lib.ColorTask(head="classification", bins=quantize.make_bins())
+  state = steps.init_state(steps.make_rng(0), model=model, tx=optax.sgd(0.1), image_shape=(1, SIZE, SIZE, 3))
+  return {"params": state.params, "batch_stats": state.batch_stats}, model, task
+
+
 def test_predict_ab_is_the_inference_path():
   """steps.predict_ab = L -> model -> the task's decoder, at the photo's size or at `size` (RGB resized on device,
   ab upsampled back); the temperature is a traced argument (one program for any value)."""
-  bins = quantize.make_bins()
-  model = get_model("unet", head="classification", features=(4, 8))
-  task = task_lib.ColorTask(head="classification", bins=bins)
-  state = steps.init_state(steps.make_rng(0), model=model, tx=optax.sgd(0.1), image_shape=(1, SIZE, SIZE, 3))
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  variables, model, task = _random_classifier()
   images = _images(3)
   l = color.rgb_to_l_ab(images)[0]
   direct = steps.predict_ab_from_l(variables, l, model=model, task=task)
@@ -158,11 +162,7 @@ def test_predict_ab_is_the_inference_path():
 def test_flip_averages_the_mirrored_prediction():
   """flip=True (config.inference_flip): the mean of the photo's prediction and the mirrored photo's (hints mirrored
   with it), mirrored back; so the result is mirror-equivariant, which the network alone is not."""
-  bins = quantize.make_bins()
-  model = get_model("unet", head="classification", features=(4, 8))
-  task = task_lib.ColorTask(head="classification", bins=bins)
-  state = steps.init_state(steps.make_rng(0), model=model, tx=optax.sgd(0.1), image_shape=(1, SIZE, SIZE, 3))
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  variables, model, task = _random_classifier()
   images = _images(4)
   mirror = lambda x: np.asarray(x)[:, :, ::-1]
   predict = lambda im, **kw: np.asarray(steps.predict_ab(variables, im, model=model, task=task, **kw))

@@ -25,6 +25,13 @@ def model_input_size(config: Any, size: int | None = None) -> int:
   return int(size or config.get("inference_size") or config.image_size)
 
 
+def add_flip_flags(parser) -> None:
+  """--flip / --no_flip (args.flip: True, False or None, the model's config.inference_flip) on a command line."""
+  parser.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                      help="average with the mirrored photo's prediction (default: the model's config.inference_flip)")
+  parser.add_argument("--no_flip", dest="flip", action="store_const", const=False, help="do not (faster)")
+
+
 class Colorizer:
   """A restored run or reference model: config, model, task, variables and jitted predictors.
 
