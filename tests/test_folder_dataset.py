@@ -1,5 +1,7 @@
 """Folder -> TFDS builds: decode checks, colorfulness filter, report of bad files, caching."""
+import os
 import pathlib
+import shutil
 import struct
 import zlib
 
@@ -145,3 +147,34 @@ def test_a_build_another_process_finished_first_is_used(tmp_path, monkeypatch):
   (folder / "3.png").write_bytes((folder / "0.png").read_bytes())  # a new file list: a new, unbuilt copy
   with pytest.raises(FileExistsError):  # nothing at the destination: the error is not swallowed
     fd.build_folder_dataset(folder, tmp_path / "tfds")
+
+
+def test_identity_follows_contents_not_place_or_mtime(tmp_path, monkeypatch, caplog):
+  """A copy elsewhere or a touched folder reuses the build; an unchanged folder is opened without reading a
+  photo; a changed photo builds a fresh copy."""
+  folder = tmp_path / "a" / "photos"
+  folder.mkdir(parents=True)
+  rng = np.random.default_rng(1)
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  data_dir = tmp_path / "tfds"
+  _, report = fd.build_folder_dataset(folder, data_dir)
+  cls = fd._adhoc_builder_class()
+  monkeypatch.setattr(cls, "download_and_prepare", lambda self, *a, **k: pytest.fail("rebuilt"))
+
+  copy = tmp_path / "b" / "photos"
+  shutil.copytree(folder, copy, copy_function=shutil.copyfile)  # new modification times
+  for f in folder.iterdir():
+    os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
+  for root in (copy, folder):
+    assert fd.build_folder_dataset(root, data_dir)[1].dataset_dir == report.dataset_dir
+
+  monkeypatch.setattr(fd, "file_digest", lambda path: pytest.fail(f"{path} read again"))
+  assert fd.build_folder_dataset(folder, data_dir)[1].dataset_dir == report.dataset_dir
+  monkeypatch.undo()  # builds and reads allowed again
+
+  pixels = np.asarray(Image.open(copy / "1.png"))
+  Image.fromarray(255 - pixels).save(copy / "1.png")  # same name, other contents
+  _, changed = fd.build_folder_dataset(copy, data_dir)
+  assert changed.dataset_dir != report.dataset_dir and changed.num_examples == {"train": 3}
+  assert "file-hash cache" not in caplog.text  # the cache was written each time

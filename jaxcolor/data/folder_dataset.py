@@ -15,8 +15,12 @@ short side is below `min_side`, or when its colorfulness is below `min_colorfuln
 photos would teach the model gray targets). Good RGB JPEG/PNG files are stored byte-for-byte;
 others are re-encoded as lossless PNG.
 
-The dataset identity (its TFDS config name) hashes the folder path, the file list with sizes and
-modification times and the filter settings, so changing any of them builds a fresh copy.
+The dataset identity (its TFDS config name) hashes each file's path relative to the folder and its
+contents, and the filter settings: adding, removing, renaming or changing a photo builds a fresh copy, while
+the same photos elsewhere or with new modification times (a copy to a node's local disk, a checkout, an
+rsync without -t) reuse the build. Each file's content hash is remembered by its path, size and modification
+time in `file_hashes.json` beside the builds (`HASH_CACHE`), so an unchanged folder is opened without reading
+a photo, and a moved or touched one is read once (far less than a rebuild, which decodes every photo).
 CLI: `python -m jaxcolor.data.folder_dataset PATH --data_dir DIR`.
 """
 from __future__ import annotations
@@ -42,6 +46,7 @@ from jaxcolor import storage
 
 SPLIT_DIR_NAMES = ("train", "val", "validation", "test", "eval")
 REPORT_NAME = "folder_report.json"
+HASH_CACHE = "file_hashes.json"  # per dataset name: abs path -> [size, mtime_ns, sha1]
 VERSION = "1.0.0"
 DEFAULT_MIN_SIDE = 16
 DEFAULT_MIN_COLORFULNESS = 2.0
@@ -148,12 +153,48 @@ def discover_splits(root: str | os.PathLike) -> dict[str, list[pathlib.Path]]:
   return splits
 
 
-def _fingerprint(files_by_split: Mapping[str, Sequence[pathlib.Path]], extra: str) -> str:
+def file_digest(path: pathlib.Path) -> str:
+  """sha1 of a file's bytes, read in 1 MiB blocks."""
+  h = hashlib.sha1()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def content_hashes(files: Sequence[pathlib.Path], cache_path: epath.Path) -> list[str]:
+  """Each file's `file_digest`, read only where `cache_path` has no entry with the file's current size and
+  modification time. The cache is rewritten when anything changed, keeping other files' entries while those
+  files exist (another copy of the folder). A cache that cannot be read is ignored, and one that cannot be
+  written only costs the reads again next time."""
+  try:
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+  except (OSError, ValueError):
+    cache = {}
+  cache = cache if isinstance(cache, dict) else {}
+  current = {}
+  for f in files:
+    st, key = f.stat(), os.path.abspath(f)
+    hit = cache.get(key)
+    same = isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns]
+    current[key] = [st.st_size, st.st_mtime_ns, hit[2] if same else file_digest(f)]
+  if any(cache.get(k) != v for k, v in current.items()):
+    fresh = {k: v for k, v in cache.items() if k not in current and os.path.exists(k)} | current
+    try:
+      cache_path.parent.mkdir(parents=True, exist_ok=True)
+      storage.write_atomic(cache_path, json.dumps(fresh).encode())
+    except OSError as e:
+      logging.warning("could not write the file-hash cache %s: %s", cache_path, e)
+  return [current[os.path.abspath(f)][2] for f in files]
+
+
+def _fingerprint(files_by_split: Mapping[str, Sequence[pathlib.Path]], root: pathlib.Path, extra: str,
+                 cache_path: epath.Path) -> str:
+  """12 hex digits from the filter settings (`extra`) and each split's files: relative path and contents."""
+  named = [(split, f) for split, files in sorted(files_by_split.items()) for f in files]
   h = hashlib.sha1(extra.encode())
-  for split, files in sorted(files_by_split.items()):
-    for f in files:
-      st = f.stat()
-      h.update(f"{split}\0{os.path.abspath(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+  for (split, f), digest in zip(named, content_hashes([f for _, f in named], cache_path)):
+    h.update(f"{split}\0{os.path.relpath(f, root)}\0{digest}\n".encode())
   return h.hexdigest()[:12]
 
 
@@ -192,7 +233,8 @@ def build_from_files(name: str, files_by_split: Mapping[str, Sequence[pathlib.Pa
   data_dir = storage.path(data_dir)  # local or gs://: the photos are local, the dataset may go to a bucket
   root = pathlib.Path(root) if root is not None else pathlib.Path(os.path.commonpath(
       [str(f) for fs in files_by_split.values() for f in fs]))
-  config = "c" + _fingerprint(files_by_split, f"{min_side}|{min_colorfulness}|{VERSION}")
+  config = "c" + _fingerprint(files_by_split, root, f"{min_side}|{min_colorfulness}|{VERSION}",
+                             data_dir / name / HASH_CACHE)
   ds_dir = _dataset_dir(data_dir, name, config)
   report_path = ds_dir / REPORT_NAME
   if (ds_dir / "dataset_info.json").exists() and report_path.exists():
