@@ -172,12 +172,13 @@ def content_hashes(files: Sequence[pathlib.Path], cache_path: epath.Path) -> lis
   except (OSError, ValueError):
     cache = {}
   cache = cache if isinstance(cache, dict) else {}
-  current = {}
+  current, digests = {}, []
   for f in files:
     st, key = f.stat(), os.path.abspath(f)
     hit = cache.get(key)
     same = isinstance(hit, list) and len(hit) == 3 and hit[:2] == [st.st_size, st.st_mtime_ns]
-    current[key] = [st.st_size, st.st_mtime_ns, hit[2] if same else file_digest(f)]
+    digests.append(hit[2] if same else file_digest(f))
+    current[key] = [st.st_size, st.st_mtime_ns, digests[-1]]
   if any(cache.get(k) != v for k, v in current.items()):
     fresh = {k: v for k, v in cache.items() if k not in current and os.path.exists(k)} | current
     try:
@@ -185,7 +186,7 @@ def content_hashes(files: Sequence[pathlib.Path], cache_path: epath.Path) -> lis
       storage.write_atomic(cache_path, json.dumps(fresh).encode())
     except OSError as e:
       logging.warning("could not write the file-hash cache %s: %s", cache_path, e)
-  return [current[os.path.abspath(f)][2] for f in files]
+  return digests
 
 
 def _fingerprint(files_by_split: Mapping[str, Sequence[pathlib.Path]], root: pathlib.Path, extra: str,
