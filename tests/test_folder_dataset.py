@@ -150,13 +150,14 @@ def test_a_build_another_process_finished_first_is_used(tmp_path, monkeypatch):
 
 
 def test_identity_follows_contents_not_place_or_mtime(tmp_path, monkeypatch, caplog):
-  """A copy elsewhere or a touched folder reuses the build; an unchanged folder is opened without reading a
-  photo; a changed photo builds a fresh copy."""
+  """A copy elsewhere or a touched folder reuses the build, its report naming the skipped files where they are
+  now; an unchanged folder is opened without reading a photo; a changed photo builds a fresh copy."""
   folder = tmp_path / "a" / "photos"
   folder.mkdir(parents=True)
   rng = np.random.default_rng(1)
   for i in range(3):
     Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+  (folder / "broken.png").write_bytes(b"not a photo")
   data_dir = tmp_path / "tfds"
   _, report = fd.build_folder_dataset(folder, data_dir)
   cls = fd._adhoc_builder_class()
@@ -167,7 +168,9 @@ def test_identity_follows_contents_not_place_or_mtime(tmp_path, monkeypatch, cap
   for f in folder.iterdir():
     os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 10**9))
   for root in (copy, folder):
-    assert fd.build_folder_dataset(root, data_dir)[1].dataset_dir == report.dataset_dir
+    reused = fd.build_folder_dataset(root, data_dir)[1]
+    assert reused.dataset_dir == report.dataset_dir and reused.root == str(root.resolve())
+    assert [s["path"] for s in reused.skipped] == [str(root.resolve() / "broken.png")]
 
   monkeypatch.setattr(fd, "file_digest", lambda path: pytest.fail(f"{path} read again"))
   assert fd.build_folder_dataset(folder, data_dir)[1].dataset_dir == report.dataset_dir

@@ -84,6 +84,13 @@ class FolderReport:
   def load(cls, path: epath.Path) -> "FolderReport":
     return cls(**json.loads(storage.read_bytes(path)))
 
+  def moved_to(self, root: str | os.PathLike, dataset_dir: epath.Path) -> "FolderReport":
+    """This report for the same photos found under `root`, its build read from `dataset_dir` (a build is reused
+    for a copy of its folder: the same relative paths and contents), so files are named where they are now."""
+    where = lambda p: str(pathlib.Path(root) / os.path.relpath(p, self.root))
+    return dataclasses.replace(self, root=str(root), dataset_dir=str(dataset_dir),
+                               skipped=[{**s, "path": where(s["path"])} for s in self.skipped])
+
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
   """Any PIL mode -> uint8 (H, W, 3); 16-bit/32-bit gray is rescaled, alpha composited on white."""
@@ -239,7 +246,7 @@ def build_from_files(name: str, files_by_split: Mapping[str, Sequence[pathlib.Pa
   ds_dir = _dataset_dir(data_dir, name, config)
   report_path = ds_dir / REPORT_NAME
   if (ds_dir / "dataset_info.json").exists() and report_path.exists():
-    return tfds.builder_from_directory(str(ds_dir)), FolderReport.load(report_path)
+    return tfds.builder_from_directory(str(ds_dir)), FolderReport.load(report_path).moved_to(root, ds_dir)
 
   skipped: list[dict[str, str]] = []
   kept: dict[str, int] = {}
