@@ -8,8 +8,9 @@ For each dataset (photos center-cropped to --size, the hint-taking model at its 
 scored with N hints per photo for each N of --counts, the hints simulated from the photo's true colors as in
 training (`jaxcolor.hints.HintSampler` with exactly N points), each photo's drawn from --seed and its own pixels
 (`jaxcolor.hints.photo_keys`), so every run of the command, every model and every --batch_size sees the same
-hints; each N > 0 also with the hints' residuals carried along L's edges after the network ("N hints,
-propagated", as colorize does; `jaxcolor.hint_propagation`; --no_propagation leaves them out). --flip /
+hints; each N > 0 also as colorize gives it ("N hints, propagated": part of the network's response to the hints
+kept, and the hints' residuals carried along L's edges; `jaxcolor.hint_propagation`; --no_propagation leaves
+these rows out). --flip /
 --no_flip: test-time mirroring (default: the model's config.inference_flip). Beside it: gray (ab = 0), the
 constant tint, and the automatic --references (shipped models or run folders). Prints a markdown table, writes
 it with a JSON file and draws hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results

@@ -7,6 +7,7 @@ same numbers as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -141,7 +142,8 @@ def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = N
   photo's from the seed `hint_seed` and its pixels, `hints.photo_keys`: the evaluation of hints). temperature:
   the annealed mean's (default: the run's); an argument, so a new value compiles nothing (the app's slider).
   propagation: the hints' residuals spread along L's edges after the network (`jaxcolor.hint_propagation`; with
-  hints only). flip: average with the mirrored photo's prediction (`predict_ab_from_l`).
+  hints only; the network also runs without them when its `network_share` is below 1). flip: average with the
+  mirrored photo's prediction (`predict_ab_from_l`).
   """
   b, h, w, _ = images.shape
   rgb = color.to_float_rgb(images)
@@ -150,8 +152,13 @@ def predict_ab(variables: dict[str, Any], images: Array, hints: Array | None = N
   l, ab = color.rgb_to_l_ab(rgb)
   if num_hints:  # each photo's from its own pixels and the seed: the same whatever its batch
     hints = hints_lib.per_photo(hint_sampler, hints_lib.photo_keys(hint_seed, images), ab, num_hints)
-  ab = predict_ab_from_l(variables, l, model=model, task=task, decoding=decoding, temperature=temperature,
-                         hints=hints, flip=flip)
-  if propagation is not None and hints is not None:
-    ab = propagation(ab, hints, l)
-  return task_lib.upsample(ab, h, w)  # (B, s, s, 2) -> (B, H, W, 2)
+  predict = functools.partial(predict_ab_from_l, variables, model=model, task=task, decoding=decoding,
+                              temperature=temperature, flip=flip)
+  if propagation is None or hints is None:
+    return task_lib.upsample(predict(l, hints=hints), h, w)  # (B, s, s, 2) -> (B, H, W, 2)
+  if propagation.network_share == 1:
+    ab, unhinted = predict(l, hints=hints), None
+  else:  # the network with and without the hints, in one call on 2B photos (`Propagation.blend`)
+    both = predict(jnp.concatenate([l, l]), hints=jnp.concatenate([hints, jnp.zeros_like(hints)]))
+    ab, unhinted = both[:b], both[b:]
+  return task_lib.upsample(propagation(ab, hints, l, unhinted), h, w)

@@ -143,3 +143,19 @@ def test_colorize_propagates_the_hints_unless_told_not_to(guided_run, tmp_path):
   assert cos(spread[20, 10]) > 0.95 and cos(spread[5:40, 5:35]).min() > 0.9  # the hinted region is blue
   assert np.abs(spread[:, 45:] - alone[:, 45:]).max() < 2.0  # past the edge: the network's colors
   assert np.abs(spread[:, :35] - alone[:, :35]).mean() > 5.0  # the flag switches it off
+
+
+def test_a_batch_without_hints_skips_the_propagation(guided_run):
+  """Photos without hints (colorize without --hints, the page's automatic preview) run the network once: the
+  propagation and its second network pass are skipped, and the colors are what they would have given."""
+  c = colorize.Colorizer(str(guided_run))
+  photo = np.random.default_rng(1).integers(0, 256, (40, 56, 3), np.uint8)
+  full = c._predict
+  c._predict = lambda *a: pytest.fail("a batch without hints went through the propagation")
+  auto = c.predict_ab([photo], 1, hints=[None])[0]
+  small = np.asarray(Image.fromarray(photo).resize((c.size, c.size), Image.BICUBIC))[None]
+  zeros = np.zeros((1, c.size, c.size, hints.CHANNELS), np.float32)
+  # The same network on the same input, once in a batch of 1 and once of 2 (with and without hints): float32
+  # ulps of ab (|ab| <= 110), and a correction of exactly zero.
+  np.testing.assert_allclose(auto, np.asarray(full(c.variables, small, zeros, np.float32(c.temperature)))[0],
+                             atol=1e-3)

@@ -69,7 +69,7 @@ def _photo(hint_at=(4, 3), ab=(40.0, -30.0)):
 
 def test_a_hint_fills_its_region_and_stops_at_the_edge():
   l, hints, ab = _photo()
-  out = np.asarray(hint_propagation.Propagation()(ab, hints, l))[0]
+  out = np.asarray(hint_propagation.Propagation()(ab, hints, l, unhinted=ab))[0]
   np.testing.assert_allclose(out[4, 3], [40.0, -30.0], atol=1.0)  # the hinted pixel takes the hint's color
   left, right = out[:, :8], out[:, 8:]
   assert np.abs(left - np.array([40.0, -30.0])).max() < 2.0  # the whole dark region (eps: little fading in 8 px)
@@ -78,7 +78,7 @@ def test_a_hint_fills_its_region_and_stops_at_the_edge():
 
 def test_no_hints_change_nothing_and_photos_are_independent():
   l, hints, ab = _photo()
-  p = hint_propagation.Propagation()
+  p = hint_propagation.Propagation(network_share=1.0)  # the diffusion alone (the blend: the tests below)
   rng = np.random.default_rng(2)
   net = jnp.asarray(rng.normal(scale=10.0, size=(2, 16, 16, 2)), jnp.float32)
   l2 = jnp.concatenate([l, l[:, ::-1]])
@@ -90,7 +90,33 @@ def test_no_hints_change_nothing_and_photos_are_independent():
   np.testing.assert_array_equal(np.asarray(batched[1]), np.asarray(net[1]))
 
 
-@pytest.mark.parametrize("bad", [dict(sigma=0.0), dict(eps=-1.0), dict(weight=0.0), dict(iters=0)])
+def test_the_network_share_blends_before_the_residuals_are_spread():
+  """network_share s: the corrected colors start from unhinted + s (hinted - unhinted); the hinted pixel still
+  ends at the hint, and where the network did not respond to the hints (or there are none) nothing moves."""
+  l, hints, _ = _photo()
+  rng = np.random.default_rng(3)
+  unhinted = jnp.asarray(rng.normal(scale=10.0, size=(1, 16, 16, 2)), jnp.float32)
+  hinted = unhinted + jnp.asarray(rng.normal(scale=10.0, size=(1, 16, 16, 2)), jnp.float32)
+  for share in (0.0, 0.3, 1.0):
+    p = hint_propagation.Propagation(network_share=share)
+    start = hinted if share == 1 else unhinted + share * (hinted - unhinted)
+    np.testing.assert_allclose(np.asarray(p.blend(hinted, unhinted)), np.asarray(start), atol=1e-5)
+    want = hint_propagation.Propagation(network_share=1.0)(start, hints, l)  # the same diffusion from `start`
+    got = p(hinted, hints, l, unhinted=unhinted)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_allclose(np.asarray(got)[0, 4, 3], [40.0, -30.0], atol=1.0)
+    none = p(unhinted, jnp.zeros_like(hints), l, unhinted=unhinted)  # no hints: the network's response is zero
+    np.testing.assert_array_equal(np.asarray(none), np.asarray(unhinted))
+
+
+def test_a_share_below_one_needs_the_unhinted_colors():
+  l, hints, ab = _photo()
+  with pytest.raises(ValueError, match="without the hints"):
+    hint_propagation.Propagation(network_share=0.5)(ab, hints, l)
+
+
+@pytest.mark.parametrize("bad", [dict(sigma=0.0), dict(eps=-1.0), dict(weight=0.0), dict(iters=0),
+                                 dict(network_share=-0.1), dict(network_share=1.5)])
 def test_bad_settings_are_refused(bad):
   with pytest.raises(ValueError, match="Propagation needs"):
     hint_propagation.Propagation(**bad)

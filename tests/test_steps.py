@@ -8,7 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import parallel, steps
+from jaxcolor import hint_propagation, parallel, steps
+from jaxcolor import hints as hints_lib
 from jaxcolor.colorspace import color, quantize
 from jaxcolor.losses import head_loss, objective
 from jaxcolor import task as task_lib
@@ -177,3 +178,29 @@ def test_flip_averages_the_mirrored_prediction():
   np.testing.assert_allclose(predict(images, size=size, flip=True),
                              0.5 * (predict(images, size=size) + mirror(predict(np.ascontiguousarray(mirror(images)),
                                                                                size=size))), atol=2e-3)
+
+
+def test_propagation_corrects_a_blend_of_the_network_with_and_without_hints():
+  """With a Propagation of network_share < 1, predict_ab also runs the network without the hints (one call on
+  2B photos) and corrects unhinted + share (hinted - unhinted); share 1 corrects the hinted colors alone."""
+  model = get_model("siggraph17", width=1 / 16)
+  task = task_lib.ColorTask(head="regression")
+  images = np.random.default_rng(5).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  l, ab = color.rgb_to_l_ab(images)
+  given = hints_lib.per_photo(hints_lib.HintSampler(), hints_lib.photo_keys(0, images), ab, 3).at[1].set(0.0)
+  variables = model.init(jax.random.key(0), l, train=False, hints=given)
+  # Random weights everywhere (the hint layers start near zero): a network that responds to its hints.
+  variables = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.key(x.size), x.shape), variables)
+  net = lambda x, h: steps.predict_ab_from_l(variables, x, model=model, task=task, hints=h)
+  hinted, unhinted = net(l, given), net(l, jnp.zeros_like(given))
+  assert np.abs(np.asarray(hinted - unhinted)[0]).max() > 1.0
+  np.testing.assert_array_equal(np.asarray(hinted[1]), np.asarray(unhinted[1]))  # photo 1 has no hints
+  both = net(jnp.concatenate([l, l]), jnp.concatenate([given, jnp.zeros_like(given)]))
+  # One call on 2B photos against two on B: the same convolutions batched differently, float32 ulps of ab.
+  np.testing.assert_allclose(np.asarray(both), np.asarray(jnp.concatenate([hinted, unhinted])), atol=1e-3)
+  for share in (0.5, 1.0):
+    p = hint_propagation.Propagation(network_share=share)
+    got = steps.predict_ab(variables, images, given, model=model, task=task, propagation=p)
+    want = p(both[:2], given, l, both[2:]) if share < 1 else p(hinted, given, l)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_allclose(np.asarray(got[1]), np.asarray(unhinted[1]), atol=1e-3)  # no hints: unchanged

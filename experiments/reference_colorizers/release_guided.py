@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from experiments.reference_colorizers import release
-from jaxcolor import evaluate_hints, run_dir
+from jaxcolor import evaluate_hints, hint_propagation, run_dir
 from jaxcolor.inference import hint_file, merge, reference
 from jaxcolor.inference.colorizer import Colorizer
 
@@ -101,6 +101,7 @@ def model_card(card: dict[str, Any], table: str) -> str:
   c = card
   flip_note = (" The network colors each photo and its mirror image and averages the two\n(`config.inference_flip`; "
                "`--no_flip` runs it once)." if c.get("inference_flip") else "")
+  share = hint_propagation.Propagation().network_share
   return f"""# jaxcolor reference colorizer: `guided`
 
 {run_dir.REFERENCE_MODELS['guided']}.
@@ -111,7 +112,8 @@ def model_card(card: dict[str, Any], table: str) -> str:
 
 hints.json lists colors in the photo's own pixels: `[{{"x": 120, "y": 48, "color": "#2f6fd0"}}]` (optional
 `"size"` in pixels; several photos: lists keyed by file name; `jaxcolor.inference.hint_file`). After the network,
-colorize carries the hints' residuals (hint color - network color at the hint) along the photo's edges
+colorize keeps {share:g} of the network's response to the hints (its colors with them minus without them) and
+carries the hints' residuals (hint color - that color at the hint) along the photo's edges
 (`jaxcolor.hint_propagation`: an edge-aware diffusion on L, fading far from hints); `--no_propagation` gives the
 network's colors alone.{flip_note}
 
@@ -134,8 +136,8 @@ network's colors alone.{flip_note}
 ## PSNR and AuC against the number of hints
 Held-out photos at 256 px; the hints simulated from each photo's truth at the model's input size as in training
 (exactly N per photo, fixed seed: `python -m jaxcolor.evaluate_hints`): "N hints" is the network alone (the
-paper's measure), "N hints, propagated" adds the propagation colorize applies; gray, the constant tint and the
-automatic models beside.
+paper's measure), "N hints, propagated" is what colorize gives (the blend and the propagation above); gray, the
+constant tint and the automatic models beside.
 
 {table}
 

@@ -89,9 +89,11 @@ class Colorizer:
     self.flip = bool(self.config.get("inference_flip", False) if flip is None else flip)
     self._predict_fn = functools.partial(steps.predict_ab, model=self.model, task=self.task, flip=self.flip)
     # (variables, uint8 (B, s, s, 3), hint channels or None, temperature) -> ab: the temperature is an argument,
-    # so changing it (the app's slider) compiles nothing.
+    # so changing it (the app's slider) compiles nothing. A batch without any hint skips the propagation (and
+    # its second network pass): it would change nothing.
     self._predict = compiler.jit(functools.partial(self._predict_fn, decoding=decoding,
                                                    propagation=self.propagation))
+    self._predict_unhinted = compiler.jit(functools.partial(self._predict_fn, decoding=decoding))
 
   def predictor(self, decoding: str | None = None, temperature: float | None = None, *, resize: bool = True,
                 hint_points: int = 0, hint_seed: int = 0, propagation=None):
@@ -141,5 +143,6 @@ class Colorizer:
       pad = batch_size - len(chunk)
       images = np.stack(chunk + [np.zeros_like(chunk[0])] * pad)
       hint_batch = np.stack(chunk_hints + [empty] * pad) if self.takes_hints else None
-      out.extend(np.asarray(self._predict(self.variables, images, hint_batch, t))[:len(chunk)])
+      predict = self._predict if hint_batch is not None and hint_batch.any() else self._predict_unhinted
+      out.extend(np.asarray(predict(self.variables, images, hint_batch, t))[:len(chunk)])
     return out
