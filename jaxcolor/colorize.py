@@ -12,8 +12,8 @@ Without --workdir the photos are colorized by a reference model shipped inside t
 --hints takes a person's color hints for a model that takes them (`guided`, or a run trained with hints):
 a JSON list of {"x": 120, "y": 48, "color": "#2f6fd0"} in the photo's own pixels (optional "size" in pixels),
 or, for several photos, such lists keyed by file name (`jaxcolor.inference.hint_file`). After the network, part
-of its response to the hints is kept and the hints' residuals are carried along the photo's edges
-(`jaxcolor.hint_propagation`; off with --no_propagation).
+of its response to the hints is kept, pixels move by the residuals of the hints of similar lightness, and the
+residuals left are carried along the photo's edges (`jaxcolor.hint_propagation`; off with --no_propagation).
 INPUT is files, folders (searched recursively, hidden files skipped) or glob patterns, local or gs:// (as are
 --workdir and --out: `jaxcolor.storage`). Each photo is decoded
 with PIL (EXIF orientation applied; palette, CMYK, 16-bit and grayscale become RGB; an alpha channel is kept
@@ -235,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  help="model input size (default: the model's inference_size, else its training image_size)")
   p.add_argument("--hints", default=None, help="a JSON file of color hints (models that take them: --model=guided)")
   p.add_argument("--no_propagation", action="store_true", help="use the network's colors alone: no blend and no "
-                 "hints' residuals carried along the photo's edges after it (jaxcolor.hint_propagation)")
+                 "hints' residuals carried by lightness and along the photo's edges after it "
+                 "(jaxcolor.hint_propagation)")
   add_flip_flags(p)
   p.add_argument("--batch_size", type=int, default=8)
   p.add_argument("--format", default="png", choices=sorted(FORMATS))

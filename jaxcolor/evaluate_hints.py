@@ -2,19 +2,19 @@
 
     python -m jaxcolor.evaluate_hints --model=guided --out=/tmp/hints_eval            # Kodak24 and photos_256
     python -m jaxcolor.evaluate_hints --workdir=RUN --datasets=kodak24 --counts=0,1,5,10 --references=accurate \
-        --data_dir=/tmp/tfds --out=/tmp/hints_eval [--size=256] [--seed=0] [--max_batches=N]
+        --data_dir=/tmp/tfds --out=/tmp/hints_eval [--size=256] [--seed=0] [--max_batches=N] \
+        [--propagation=network_share=1,lightness_sigma=0]
 
 For each dataset (photos center-cropped to --size, the hint-taking model at its own input size), the model is
 scored with N hints per photo for each N of --counts, the hints simulated from the photo's true colors as in
 training (`jaxcolor.hints.HintSampler` with exactly N points), each photo's drawn from --seed and its own pixels
 (`jaxcolor.hints.photo_keys`), so every run of the command, every model and every --batch_size sees the same
 hints; each N > 0 also as colorize gives it ("N hints, propagated": part of the network's response to the hints
-kept, and the hints' residuals carried along L's edges; `jaxcolor.hint_propagation`; --no_propagation leaves
-these rows out). --flip /
---no_flip: test-time mirroring (default: the model's config.inference_flip). Beside it: gray (ab = 0), the
-constant tint, and the automatic --references (shipped models or run folders). Prints a markdown table, writes
-it with a JSON file and draws hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results
-are kept unless --overwrite.
+kept, and the hints' residuals carried by lightness and along L's edges; `jaxcolor.hint_propagation`;
+--no_propagation leaves these rows out, --propagation changes its settings). --flip / --no_flip: test-time mirroring (default: the model's
+config.inference_flip). Beside it: gray (ab = 0), the constant tint, and the automatic --references (shipped
+models or run folders). Prints a markdown table, writes it with a JSON file and draws hints_curve.png (PSNR and
+AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
 """
 from __future__ import annotations
 
@@ -140,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--max_batches", type=int, default=0, help="0: whole splits")
   p.add_argument("--no_propagation", action="store_true", help="leave out the rows with the hints' residuals "
                  "propagated after the network (jaxcolor.hint_propagation)")
+  p.add_argument("--propagation", default="", help="settings of the propagated rows changed from the defaults, "
+                 "name=value,... (jaxcolor.hint_propagation.Propagation; e.g. lightness_sigma=0)")
   add_flip_flags(p)
   p.add_argument("--out", required=True)
   p.add_argument("--overwrite", action="store_true")
@@ -152,11 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{out} holds hints_curve results; pass --overwrite to replace them", file=sys.stderr)
     return 1
   try:
+    propagation = None if args.no_propagation else hint_propagation.Propagation.parse(args.propagation)
     results = hint_curve(args.workdir or args.model, datasets=[d for d in args.datasets.split(",") if d],
                          counts=args.counts, references=[r for r in args.references.split(",") if r],
                          data_dir=args.data_dir, size=args.size, seed=args.seed, batch_size=args.batch_size,
                          max_batches=args.max_batches,
-                         propagation=None if args.no_propagation else hint_propagation.Propagation(),
+                         propagation=propagation,
                          flip=args.flip)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)

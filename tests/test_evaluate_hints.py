@@ -46,6 +46,13 @@ def test_curve_table_json_and_plot(guided_cls_run, tiny_run_dir, shared_data, tm
   assert evaluate_hints.main(args + ["--overwrite", "--no_propagation"]) == 0
   alone = json.loads((out / "hints_curve.json").read_text())["kodak24"]
   assert not [r for r in alone if r.endswith("propagated")] and alone["10 hints"] == results["10 hints"]
+  assert evaluate_hints.main(args + ["--overwrite", "--propagation=lightness_sigma=0,network_share=1"]) == 0
+  changed = json.loads((out / "hints_curve.json").read_text())["kodak24"]
+  assert changed["10 hints"] == results["10 hints"]  # the network's rows stay; the propagated ones change
+  assert changed["10 hints, propagated"]["psnr"] != results["10 hints, propagated"]["psnr"]
+  capsys.readouterr()
+  assert evaluate_hints.main(args + ["--overwrite", "--propagation=lightness=0"]) == 2
+  assert "lightness_sigma" in capsys.readouterr().err  # an unknown setting: the choices named
 
 
 def test_an_automatic_model_is_refused(tiny_run_dir, tmp_path, capsys):

@@ -69,7 +69,8 @@ def _photo(hint_at=(4, 3), ab=(40.0, -30.0)):
 
 def test_a_hint_fills_its_region_and_stops_at_the_edge():
   l, hints, ab = _photo()
-  out = np.asarray(hint_propagation.Propagation()(ab, hints, l, unhinted=ab))[0]
+  diffusion = hint_propagation.Propagation(lightness_sigma=0.0)  # the lightness-indexed step: tests below
+  out = np.asarray(diffusion(ab, hints, l, unhinted=ab))[0]
   np.testing.assert_allclose(out[4, 3], [40.0, -30.0], atol=1.0)  # the hinted pixel takes the hint's color
   left, right = out[:, :8], out[:, 8:]
   assert np.abs(left - np.array([40.0, -30.0])).max() < 2.0  # the whole dark region (eps: little fading in 8 px)
@@ -109,6 +110,42 @@ def test_the_network_share_blends_before_the_residuals_are_spread():
     np.testing.assert_array_equal(np.asarray(none), np.asarray(unhinted))
 
 
+def test_the_lightness_correction_matches_its_formula():
+  """by_lightness against the direct float64 sum over the hinted pixels, on integer L (where binning is exact)."""
+  rng = np.random.default_rng(4)
+  h, w = 9, 11
+  l = rng.integers(0, 101, (h, w)).astype(np.float64)
+  mask = (rng.uniform(size=(h, w)) < 0.15).astype(np.float64)
+  residual = rng.normal(scale=30.0, size=(h, w, 2)) * mask[..., None]
+  p = hint_propagation.Propagation(lightness_sigma=8.0, lightness_prior=0.5)
+  k = np.exp(-(l.reshape(-1, 1) - l.reshape(1, -1)) ** 2 / (2 * p.lightness_sigma ** 2)) * mask.reshape(1, -1)
+  want = (k @ residual.reshape(-1, 2)) / (k.sum(1, keepdims=True) + p.lightness_prior)
+  got = np.asarray(p.by_lightness(jnp.asarray(residual, jnp.float32), jnp.asarray(mask[..., None], jnp.float32),
+                                  jnp.asarray(l[..., None], jnp.float32)))
+  # A weighted mean of residuals (|r| <= max) over <= h w terms, in float32: relative error ~ h w ulps of it.
+  np.testing.assert_allclose(got.reshape(-1, 2), want, atol=h * w * np.finfo(np.float32).eps * np.abs(residual).max())
+  assert np.abs(want).max() > 5.0  # (so the comparison says something)
+
+
+def test_a_hint_reaches_a_separate_region_of_its_lightness():
+  """Two dark strips (L 30) split by a light one (L 70), one hint in the left strip: the diffusion alone leaves
+  the right strip as the network colored it; the lightness-indexed step moves it by the hint's residual times
+  n / (n + prior) (n = 1 hinted pixel), and barely touches the light strip between."""
+  l = np.full((1, 16, 18, 1), 30.0, np.float32)
+  l[:, :, 6:12] = 70.0
+  hints = np.zeros((1, 16, 18, 3), np.float32)
+  hints[0, 5, 2, :2] = np.asarray(color.ab_to_unit(jnp.asarray([40.0, -30.0])))
+  hints[0, 5, 2, 2] = 1.0
+  ab = jnp.zeros((1, 16, 18, 2))
+  l, hints = jnp.asarray(l), jnp.asarray(hints)
+  alone = np.asarray(hint_propagation.Propagation(lightness_sigma=0.0, network_share=1.0)(ab, hints, l))[0]
+  both = np.asarray(hint_propagation.Propagation(network_share=1.0)(ab, hints, l))[0]
+  assert np.abs(alone[:, 12:]).max() < 0.1
+  np.testing.assert_allclose(both[:, 12:], np.broadcast_to([20.0, -15.0], (16, 6, 2)), atol=0.2)
+  assert np.abs(both[:, 6:12]).max() < 0.1  # exp(-40^2 / 200) of the residual
+  np.testing.assert_allclose(both[5, 2], [40.0, -30.0], atol=1.0)  # the diffusion still makes the hint exact
+
+
 def test_a_share_below_one_needs_the_unhinted_colors():
   l, hints, ab = _photo()
   with pytest.raises(ValueError, match="without the hints"):
@@ -116,7 +153,21 @@ def test_a_share_below_one_needs_the_unhinted_colors():
 
 
 @pytest.mark.parametrize("bad", [dict(sigma=0.0), dict(eps=-1.0), dict(weight=0.0), dict(iters=0),
-                                 dict(network_share=-0.1), dict(network_share=1.5)])
+                                 dict(network_share=-0.1), dict(network_share=1.5), dict(lightness_sigma=-1.0),
+                                 dict(lightness_prior=0.0)])
 def test_bad_settings_are_refused(bad):
   with pytest.raises(ValueError, match="Propagation needs"):
     hint_propagation.Propagation(**bad)
+
+
+def test_settings_parse_from_text():
+  P = hint_propagation.Propagation
+  assert P.parse("") == P()
+  assert P.parse(" network_share=1, lightness_sigma=0 ,iters=40") == P(network_share=1.0, lightness_sigma=0.0,
+                                                                        iters=40)
+  with pytest.raises(ValueError, match="sigma, eps, weight"):  # unknown: the choices are named
+    P.parse("lightness=0")
+  with pytest.raises(ValueError, match="is not a number"):
+    P.parse("eps=small")
+  with pytest.raises(ValueError, match="Propagation needs"):  # parsed, then checked as any setting
+    P.parse("network_share=2")

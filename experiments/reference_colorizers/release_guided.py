@@ -112,10 +112,11 @@ def model_card(card: dict[str, Any], table: str) -> str:
 
 hints.json lists colors in the photo's own pixels: `[{{"x": 120, "y": 48, "color": "#2f6fd0"}}]` (optional
 `"size"` in pixels; several photos: lists keyed by file name; `jaxcolor.inference.hint_file`). After the network,
-colorize keeps {share:g} of the network's response to the hints (its colors with them minus without them) and
-carries the hints' residuals (hint color - that color at the hint) along the photo's edges
-(`jaxcolor.hint_propagation`: an edge-aware diffusion on L, fading far from hints); `--no_propagation` gives the
-network's colors alone.{flip_note}
+colorize keeps {share:g} of the network's response to the hints (its colors with them minus without them),
+moves every pixel by the residuals (hint color - that color at the hint) of the hinted pixels of similar
+lightness, anywhere in the photo, and carries the residuals left along the photo's edges
+(`jaxcolor.hint_propagation`: a lightness-indexed correction, then an edge-aware diffusion on L, fading far from
+hints); `--no_propagation` gives the network's colors alone.{flip_note}
 
 ## Training
 - Recipe: {'`configs/reference_guided.py`, then `configs/reference_guided_192.py`' if c.get('stage1') else '`configs/reference_guided.py`'}: model `efficientnet_unet` with `guided=True` ({c['params_m']:.2f}M

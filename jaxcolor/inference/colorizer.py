@@ -80,7 +80,8 @@ class Colorizer:
     self.variables = jax.device_put(jax.device_get(variables))  # one device, whatever the saved sharding
     self.takes_hints = bool(getattr(self.model, "takes_hints", False))
     from jaxcolor import hint_propagation
-    # Given hints are carried along L's edges after the network (`jaxcolor.hint_propagation`) unless propagate=False.
+    # Given hints are carried by lightness and along L's edges after the network (`jaxcolor.hint_propagation`)
+    # unless propagate=False.
     self.propagation = hint_propagation.Propagation() if propagate and self.takes_hints else None
     self.temperature = float(temperature if temperature is not None else self.task.temperature)
     from jaxcolor import steps
