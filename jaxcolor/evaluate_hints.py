@@ -11,10 +11,11 @@ training (`jaxcolor.hints.HintSampler` with exactly N points), each photo's draw
 (`jaxcolor.hints.photo_keys`), so every run of the command, every model and every --batch_size sees the same
 hints; each N > 0 also as colorize gives it ("N hints, propagated": part of the network's response to the hints
 kept, and the hints' residuals carried by lightness and along L's edges; `jaxcolor.hint_propagation`;
---no_propagation leaves these rows out, --propagation changes its settings). --flip / --no_flip: test-time mirroring (default: the model's
-config.inference_flip). Beside it: gray (ab = 0), the constant tint, and the automatic --references (shipped
-models or run folders). Prints a markdown table, writes it with a JSON file and draws hints_curve.png (PSNR and
-AuC against N, log-spaced) into --out; existing results are kept unless --overwrite.
+--no_propagation leaves these rows out, --propagation changes its settings). --flip / --no_flip: test-time
+mirroring (default: the model's config.inference_flip). Beside it: gray (ab = 0), the constant tint, and the
+automatic --references (shipped models or run folders). Prints a markdown table, writes it with a JSON file and
+draws hints_curve.png (PSNR and AuC against N, log-spaced) into --out; existing results are kept unless
+--overwrite.
 """
 from __future__ import annotations
 

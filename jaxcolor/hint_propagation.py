@@ -146,17 +146,17 @@ class Propagation:
     """Text "name=value,..." (e.g. "network_share=1,lightness_sigma=0": the diffusion alone, on the network's
     colors) -> the defaults with those settings changed; an unknown name errors with the choices, a value that is
     not a number with its name (`evaluate_hints --propagation`: the settings' tables re-measured)."""
-    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    kinds = {f.name: type(f.default) for f in dataclasses.fields(cls)}  # int or float
     given = {}
     for item in (t.strip() for t in text.split(",")):
       if not item:
         continue
       name, sep, value = (x.strip() for x in item.partition("="))
-      if name not in fields or not sep:
+      if name not in kinds or not sep:
         raise ValueError(f"propagation setting {item!r}: expected name=value with a name in "
-                         f"{', '.join(fields)}")
+                         f"{', '.join(kinds)}")
       try:
-        given[name] = int(value) if fields[name] in (int, "int") else float(value)
+        given[name] = kinds[name](value)
       except ValueError:
         raise ValueError(f"propagation setting {name}={value!r} is not a number") from None
     return cls(**given)
